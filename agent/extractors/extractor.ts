@@ -1,0 +1,45 @@
+/**
+ * A frozen image feature extractor: [n, h, w, 3] float32 images (already scaled into valueRange) -> [n, featureDim].
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { canonicalJson, sha256Hex } from '../util/hash';
+import type { ModelFolder } from './model-files';
+
+export interface ExtractorInfo {
+  /** Catalogue id, or a name derived from the path/URL. */
+  id: string;
+  /** Where it came from: "catalogue", a folder path, or a URL. */
+  source: string;
+  format: 'graph' | 'layers';
+  inputSize: [number, number];
+  featureDim: number;
+  valueRange: [number, number];
+  /** sha256 over topology, weight specs, output node and weight bytes. Heads are bound to it. */
+  fingerprint: string;
+  paramCount: number;
+  outputNode?: string;
+}
+
+export interface Extractor {
+  readonly info: ExtractorInfo;
+  /** Synchronous; the caller owns (and disposes) the returned tensor. */
+  extract(input: tf.Tensor4D): tf.Tensor2D;
+  dispose(): void;
+}
+
+export function fingerprintOf(folder: ModelFolder, outputNode?: string): string {
+  const { json, weightData } = folder;
+  const described = canonicalJson({
+    format: json.format ?? null,
+    modelTopology: json.modelTopology,
+    weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
+    outputNode: outputNode ?? null,
+  });
+  return sha256Hex('edgehead-extractor-v1\n', described, '\n', weightData);
+}
+
+export function paramCountOf(folder: ModelFolder): number {
+  return folder.json.weightsManifest
+    .flatMap((g) => g.weights)
+    .reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
+}

@@ -1,0 +1,103 @@
+/**
+ * loadExtractor(): one entry point for the catalogue ids, local model folders and http(s) URLs.
+ * The model is warmed up (one zero batch) before it is returned.
+ */
+import * as path from 'node:path';
+import { EdgeheadError } from '../util/errors';
+import { resourcePath } from '../util/paths';
+import { CATALOGUE, catalogueEntry } from './catalogue';
+import { type Extractor, type ExtractorInfo, fingerprintOf, paramCountOf } from './extractor';
+import { loadGraphExtractor } from './graph-extractor';
+import { loadLayersExtractor } from './layers-extractor';
+import { type ModelFolder, readModelFolder } from './model-files';
+import { type DownloadOptions, fetchModel } from './remote';
+
+export interface ExtractorSpec {
+  /** A catalogue id, a model folder path, or an http(s) URL of a TF.js model. */
+  ref: string;
+  /** Graph models: the node whose output is the feature vector (default: the model's output). */
+  outputNode?: string;
+  /** Overrides for models that do not declare them (catalogue models declare their own). */
+  valueRange?: [number, number];
+  inputSize?: [number, number];
+  cacheDir?: string;
+  timeoutMs?: number;
+  onProgress?: DownloadOptions['onProgress'];
+}
+
+export type SpecKind = 'catalogue' | 'url' | 'path';
+
+export function specKind(ref: string): SpecKind {
+  if (/^https?:\/\//i.test(ref)) return 'url';
+  if (catalogueEntry(ref)) return 'catalogue';
+  return 'path';
+}
+
+export async function loadExtractor(spec: ExtractorSpec): Promise<Extractor> {
+  const kind = specKind(spec.ref);
+  if (kind === 'catalogue') {
+    const entry = catalogueEntry(spec.ref)!;
+    const dir = resourcePath('models', entry.id);
+    let folder: ModelFolder;
+    try {
+      folder = readModelFolder(dir);
+    } catch (e) {
+      throw new EdgeheadError('MODEL_NOT_FOUND', `extractor ${entry.id} is not installed (${(e as Error).message})`, {
+        hint: 'run `npm run models` (or npm ci) to convert the bundled weights',
+      });
+    }
+    const extractor = await build(folder, {
+      id: entry.id,
+      source: 'catalogue',
+      format: entry.format,
+      valueRange: entry.valueRange,
+      inputSize: entry.inputSize,
+    });
+    if (extractor.info.featureDim !== entry.featureDim) {
+      extractor.dispose();
+      throw new EdgeheadError('BAD_MODEL', `${entry.id} gives ${extractor.info.featureDim}-d features, expected ${entry.featureDim}`);
+    }
+    return extractor;
+  }
+  let dir: string;
+  if (kind === 'url') {
+    dir = await fetchModel(spec.ref, {
+      cacheDir: spec.cacheDir ?? path.join(process.cwd(), '.cache'),
+      timeoutMs: spec.timeoutMs ?? 60_000,
+      onProgress: spec.onProgress,
+    });
+  } else {
+    dir = path.resolve(spec.ref);
+    if (!/[\\/]/.test(spec.ref) && !spec.ref.startsWith('.')) {
+      // Looks like an id, not a path: say which ids exist if the folder is missing too.
+      const ids = CATALOGUE.map((e) => e.id).join(', ');
+      try {
+        readModelFolder(dir);
+      } catch {
+        throw new EdgeheadError('MODEL_NOT_FOUND', `unknown extractor "${spec.ref}" (catalogue: ${ids}; or give a folder path or an http(s) URL)`);
+      }
+    }
+  }
+  const folder = readModelFolder(dir);
+  const format = folder.json.format === 'graph-model' ? 'graph' : 'layers';
+  return build(folder, {
+    id: path.basename(dir),
+    source: spec.ref,
+    format,
+    valueRange: spec.valueRange ?? [0, 1],
+    inputSize: spec.inputSize,
+    outputNode: spec.outputNode,
+  });
+}
+
+async function build(
+  folder: ModelFolder,
+  base: Pick<ExtractorInfo, 'id' | 'source' | 'format' | 'valueRange'> & { inputSize?: [number, number]; outputNode?: string },
+): Promise<Extractor> {
+  const info = {
+    ...base,
+    fingerprint: fingerprintOf(folder, base.outputNode),
+    paramCount: paramCountOf(folder),
+  };
+  return base.format === 'graph' ? loadGraphExtractor(folder, info) : loadLayersExtractor(folder, info);
+}

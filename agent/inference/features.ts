@@ -1,0 +1,37 @@
+/** Image bytes -> feature vector, timing each stage (decode, resize/scale, extract). Leaks no tensor. */
+import type { Extractor } from '../extractors/extractor';
+import { decodeImage, type ResizeMode, toModelInput } from '../image';
+
+export interface FeatureOptions {
+  resize: ResizeMode;
+  maxPixels: number;
+}
+
+export interface FeatureResult {
+  features: Float32Array;
+  width: number;
+  height: number;
+  timings: { decode: number; resize: number; extract: number };
+}
+
+export function extractFeatures(extractor: Extractor, bytes: Uint8Array, opts: FeatureOptions): FeatureResult {
+  const { info } = extractor;
+  const t0 = performance.now();
+  const img = decodeImage(bytes, { maxPixels: opts.maxPixels });
+  const t1 = performance.now();
+  const input = toModelInput(img, { inputSize: info.inputSize, valueRange: info.valueRange, resize: opts.resize });
+  const t2 = performance.now();
+  let features: Float32Array;
+  try {
+    const out = extractor.extract(input);
+    try {
+      features = out.dataSync() as Float32Array; // forces the (lazy) backend work into this stage
+    } finally {
+      out.dispose();
+    }
+  } finally {
+    input.dispose();
+  }
+  const t3 = performance.now();
+  return { features, width: img.width, height: img.height, timings: { decode: t1 - t0, resize: t2 - t1, extract: t3 - t2 } };
+}

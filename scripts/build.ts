@@ -1,0 +1,57 @@
+/**
+ * `npm run build` -> dist/: one minified esbuild bundle (node18, CommonJS, shebang) plus the tfjs .wasm binaries,
+ * the catalogue extractors (models/), the demo head and the sample frames. Runs with no node_modules.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { build } from 'esbuild';
+
+const root = path.resolve(__dirname, '..');
+const dist = path.join(root, 'dist');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+
+async function main(): Promise<void> {
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(root, 'scripts', 'convert-models.ts')], { stdio: 'inherit' });
+  fs.rmSync(dist, { recursive: true, force: true });
+  fs.mkdirSync(dist, { recursive: true });
+  const result = await build({
+    entryPoints: [path.join(root, 'agent', 'cli', 'entry.ts')],
+    outfile: path.join(dist, 'edgehead.cjs'),
+    bundle: true,
+    platform: 'node',
+    target: 'node18',
+    format: 'cjs',
+    minify: true,
+    sourcemap: false,
+    legalComments: 'none',
+    banner: { js: '#!/usr/bin/env node' },
+    define: { EDGEHEAD_VERSION: JSON.stringify(pkg.version) },
+    metafile: true,
+    logLevel: 'warning',
+  });
+  fs.chmodSync(path.join(dist, 'edgehead.cjs'), 0o755);
+  const wasmSrc = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  fs.mkdirSync(path.join(dist, 'wasm'));
+  for (const f of fs.readdirSync(wasmSrc).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmSrc, f), path.join(dist, 'wasm', f));
+  fs.cpSync(path.join(root, 'models'), path.join(dist, 'models'), { recursive: true });
+  fs.cpSync(path.join(root, 'assets'), path.join(dist, 'assets'), { recursive: true });
+
+  const size = (p: string): number =>
+    fs.statSync(p).isDirectory() ? fs.readdirSync(p).reduce((a, f) => a + size(path.join(p, f)), 0) : fs.statSync(p).size;
+  const mb = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MB`;
+  console.log(`dist/edgehead.cjs  ${mb(size(path.join(dist, 'edgehead.cjs')))}`);
+  const byPackage = new Map<string, number>();
+  for (const [file, info] of Object.entries(result.metafile.outputs[Object.keys(result.metafile.outputs)[0]!]!.inputs)) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file);
+    const key = m ? m[1]! : 'edgehead (own code)';
+    byPackage.set(key, (byPackage.get(key) ?? 0) + info.bytesInOutput);
+  }
+  for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${k.padEnd(34)} ${mb(v)}`);
+  for (const part of ['wasm', 'models', 'assets']) console.log(`dist/${part}/`.padEnd(19) + mb(size(path.join(dist, part))));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
