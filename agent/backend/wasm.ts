@@ -70,6 +70,9 @@ let active: BackendInfo | undefined;
 /** Initialise the tfjs backend once per process. Later calls return the same info. */
 export async function initBackend(opts: BackendOptions = { backend: 'wasm', threads: 'auto' }): Promise<BackendInfo> {
   if (active && active.backend === opts.backend) return active;
+  // PROD silences tfjs' console banners (e.g. the CPU backend's "install tfjs-node" notice): libraries that print
+  // on load garble the CLI's output. Our own logger reports what matters.
+  tf.env().set('PROD', true);
   const base = {
     tfjsVersion: tf.version_core,
     node: process.versions.node,

@@ -2,7 +2,8 @@
  * A frozen image feature extractor: [n, h, w, 3] float32 images (already scaled into valueRange) -> [n, featureDim].
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { canonicalJson, sha256Hex } from '../util/hash';
+import { canonicalJson } from '../util/canonical-json';
+import { sha256Hex } from '../util/hash';
 import type { ModelFolder } from './model-files';
 
 export interface ExtractorInfo {

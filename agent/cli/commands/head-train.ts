@@ -1,7 +1,8 @@
 /** `edgehead head train --data DIR --out FILE ...`: features on the WASM backend, softmax-regression head. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildHeadFile, referenceLogits } from '../../head/build';
+import { makeHeadFile } from '../../head/format';
+import { makeTestVectors } from '../../head/test-vectors';
 import { writeHeadFile } from '../../head/files';
 import { DEFAULT_TRAIN_OPTIONS, formatConfusion, trainSoftmaxHead } from '../../head/train';
 import { extractFeatures } from '../../inference/features';
@@ -89,12 +90,12 @@ export const headTrainCommand: Command = {
       },
     });
     const m = result.metrics;
-    const testVectors = features.slice(0, nTestVectors).map((f) => ({ features: Array.from(f), logits: referenceLogits(f, result.kernel, result.bias) }));
-    const head = buildHeadFile({
+    const testVectors = makeTestVectors(features.slice(0, nTestVectors), result.kernel, result.bias);
+    const head = makeHeadFile({
       id,
       version,
       classes: dataset.classes,
-      extractor: extractor.info,
+      extractor: { id: extractor.info.id, fingerprint: extractor.info.fingerprint },
       kernel: result.kernel,
       bias: result.bias,
       metrics: { ...m, l2: opts.l2, learningRate: opts.learningRate, seed: opts.seed, resize: choice.resize },

@@ -1,6 +1,6 @@
 /** `edgehead summary --classes a,b,c [--extractor ID] [--demo-batch N]`: the Keras-style model table. */
 import * as tf from '@tensorflow/tfjs-core';
-import { buildHeadFile } from '../../head/build';
+import { makeHeadFile } from '../../head/format';
 import { DenseHead } from '../../head/dense-head';
 import { formatSummary } from '../../inference/summary';
 import { EdgeheadError } from '../../util/errors';
@@ -34,7 +34,7 @@ export const summaryCommand: Command = {
       // A freshly initialised head (Glorot-uniform kernel, zero bias), as Keras would build it.
       const limit = Math.sqrt(6 / (info.featureDim + c));
       const kernel = tf.tidy(() => tf.randomUniform([info.featureDim, c], -limit, limit, 'float32', 1).dataSync() as Float32Array);
-      const head = DenseHead.fromFile(buildHeadFile({ id: 'summary', version: 1, classes, extractor: info, kernel, bias: new Float32Array(c) }));
+      const head = DenseHead.fromFile(makeHeadFile({ id: 'summary', version: 1, classes, extractor: { id: info.id, fingerprint: info.fingerprint }, kernel, bias: new Float32Array(c) }));
       const shape = tf.tidy(() => {
         const [lo, hi] = info.valueRange;
         const images = tf.randomUniform([batch, info.inputSize[0], info.inputSize[1], 3], lo, hi, 'float32', 2) as tf.Tensor4D;
