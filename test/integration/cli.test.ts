@@ -170,3 +170,21 @@ describe('bad input: one clear line, non-zero exit, no stack trace', () => {
     assert.match(cmd.stderr, /unknown command "frobnicate"/);
   });
 });
+
+describe('edgehead doctor', () => {
+  test('reports backend, SIMD, threads, Node version and CPU count', async () => {
+    const r = await runCli(['doctor']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^backend\s+wasm \(tfjs 4\.22\.0\)$/m);
+    assert.match(r.stdout, /^simd\s+(yes|no)$/m);
+    assert.match(r.stdout, /^threads\s+\d+/m);
+    assert.match(r.stdout, new RegExp(`^node\\s+${process.versions.node.replace(/\./g, '\\.')} `, 'm'));
+    assert.match(r.stdout, new RegExp(`^cpus\\s+${(await import('node:os')).cpus().length}$`, 'm'));
+    const json = await runCli(['doctor', '--json']);
+    const report = JSON.parse(json.stdout);
+    assert.equal(report.backend, 'wasm');
+    assert.equal(typeof report.simd, 'boolean');
+    assert.ok(report.threads >= 1);
+    assert.deepEqual(report.models.map((m: { installed: boolean }) => m.installed), [true, true]);
+  });
+});
