@@ -1,7 +1,7 @@
 /**
  * A frozen image feature extractor: [n, h, w, 3] float32 images (already scaled into valueRange) -> [n, featureDim].
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { canonicalJson } from '../util/canonical-json';
 import { sha256Hex } from '../util/hash';
 import type { ModelFolder } from './model-files';
@@ -43,4 +43,16 @@ export function paramCountOf(folder: ModelFolder): number {
   return folder.json.weightsManifest
     .flatMap((g) => g.weights)
     .reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+export type PartialInfo = Omit<ExtractorInfo, 'featureDim' | 'inputSize'> & { inputSize?: [number, number] };
+
+/**
+ * Wraps a model's forward function as an Extractor: flattens the output to [n, d] and runs one warm-up batch of
+ * zeros, which compiles the kernels once and tells us the feature dimension.
+ */
+export function makeExtractor(info: PartialInfo, inputSize: [number, number], forward: (x: tf.Tensor4D) => tf.Tensor, dispose: () => void): Extractor {
+  const extract = (input: tf.Tensor4D): tf.Tensor2D => tf.tidy(() => tf.reshape(forward(input), [input.shape[0], -1]) as tf.Tensor2D);
+  const featureDim = tf.tidy(() => extract(tf.zeros([1, inputSize[0], inputSize[1], 3])).shape[1]);
+  return { info: { ...info, inputSize, featureDim }, extract, dispose };
 }

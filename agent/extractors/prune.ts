@@ -22,6 +22,19 @@ function filterWeights(folder: ModelFolder, keep: (name: string) => boolean): { 
   return { weights, data: new Uint8Array(Buffer.concat(parts)) };
 }
 
+/** Names reachable from `start` by following `parents` (start included). */
+function ancestors(start: string, parents: (name: string) => string[]): Set<string> {
+  const seen = new Set<string>();
+  const stack = [start];
+  while (stack.length) {
+    const name = stack.pop()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    stack.push(...parents(name));
+  }
+  return seen;
+}
+
 interface GraphNode {
   name: string;
   op: string;
@@ -35,14 +48,7 @@ export function pruneGraph(folder: ModelFolder, outputNode: string): ModelFolder
   const topology = folder.json.modelTopology as { node: GraphNode[]; [k: string]: unknown };
   const byName = new Map(topology.node.map((n) => [n.name, n]));
   if (!byName.has(outputNode)) throw new EdgeheadError('BAD_MODEL', `graph has no node named ${outputNode}`);
-  const keep = new Set<string>();
-  const stack = [outputNode];
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (keep.has(name)) continue;
-    keep.add(name);
-    for (const i of byName.get(name)?.input ?? []) stack.push(inputNodeName(i));
-  }
+  const keep = ancestors(outputNode, (name) => (byName.get(name)?.input ?? []).map(inputNodeName));
   const { weights, data } = filterWeights(folder, (n) => keep.has(n));
   const json = {
     ...folder.json,
@@ -70,17 +76,10 @@ export function pruneLayers(folder: ModelFolder, outputLayer: string): ModelFold
   const layers = topology.model_config.config.layers;
   const byName = new Map(layers.map((l) => [l.name, l]));
   if (!byName.has(outputLayer)) throw new EdgeheadError('BAD_MODEL', `model has no layer named ${outputLayer}`);
-  const keep = new Set<string>();
-  const stack = [outputLayer];
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (keep.has(name)) continue;
-    keep.add(name);
-    // inbound_nodes: [[[layerName, nodeIndex, tensorIndex, kwargs], ...], ...]
-    for (const node of (byName.get(name)?.inbound_nodes ?? []) as unknown[][][]) {
-      for (const edge of node) stack.push(String(edge[0]));
-    }
-  }
+  // inbound_nodes: [[[layerName, nodeIndex, tensorIndex, kwargs], ...], ...]
+  const keep = ancestors(outputLayer, (name) =>
+    ((byName.get(name)?.inbound_nodes ?? []) as unknown[][][]).flatMap((node) => node.map((edge) => String(edge[0]))),
+  );
   const { weights, data } = filterWeights(folder, (n) => keep.has(n.split('/')[0]!));
   const { training_config: _dropped, ...rest } = topology;
   const json = {

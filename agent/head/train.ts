@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { EdgeheadError } from '../util/errors';
+import { prng } from '../util/prng';
 
 export interface EpochReport {
   /** 1-based. */
@@ -66,17 +67,6 @@ export interface TrainResult {
   metrics: TrainMetrics;
 }
 
-/** mulberry32: small, fast, good enough for shuffling; deterministic for a seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(items: T[], rand: () => number): T[] {
   for (let i = items.length - 1; i > 0; i--) {

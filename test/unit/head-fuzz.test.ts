@@ -6,18 +6,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { EdgeheadError } from '../../agent/util/errors';
+import { prng } from '../../agent/util/prng';
 import { decodeHead, encodeHead, encodeWeights, makeHeadFile, type HeadFile } from '../../agent/head/format';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seedHead(): HeadFile {
   const head = makeHeadFile({

@@ -4,20 +4,11 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { EdgeheadError } from '../../agent/util/errors';
+import { prng } from '../../agent/util/prng';
 import { DEFAULT_TRAIN_OPTIONS, formatConfusion, splitStratified, trainSoftmaxHead, type TrainOptions } from '../../agent/head/train';
 import { decodeHead, encodeHead, makeHeadFile } from '../../agent/head/format';
 import { DenseHead } from '../../agent/head/dense-head';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Gaussian clusters: `classes` centres in `dim`-d space, unit noise. Non-negative-ish like ReLU6 features. */
 function clusters(classes: number, perClass: number, dim: number, seed: number, spread = 3): { features: Float32Array[]; labels: number[] } {
