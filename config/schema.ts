@@ -70,13 +70,185 @@ export const HeadSchema = section(
   'Dense classification head.',
 );
 
+const secret = (description: string) => Type.Optional(Type.String({ description, secret: true }));
+
+export const DeviceSchema = section(
+  {
+    id: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_.-]{1,64}$',
+        description: 'Device id: MQTT client id and topic segment. Default: the host name (sanitised).',
+      }),
+    ),
+    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), {
+      default: [],
+      description: 'Groups this device belongs to (fleet operators push heads to a group).',
+    }),
+  },
+  'Device identity.',
+);
+
+export const TlsSchema = section(
+  {
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'CA certificate file (PEM) that signed the broker certificate.' })),
+    cert: Type.Optional(Type.String({ minLength: 1, description: 'Client certificate file (PEM), for brokers that require one.' })),
+    key: Type.Optional(Type.String({ minLength: 1, description: 'Client private key file (PEM).' })),
+    rejectUnauthorized: Type.Boolean({
+      default: true,
+      description: 'Verify the broker certificate. Never falls back to plaintext either way.',
+    }),
+    servername: Type.Optional(Type.String({ minLength: 1, description: 'TLS server name (SNI) if it differs from the URL host.' })),
+  },
+  'TLS for mqtts:// and wss:// brokers.',
+);
+
+export const MqttSchema = section(
+  {
+    url: Type.String({
+      pattern: '^(mqtt|mqtts|ws|wss)://',
+      default: 'mqtt://127.0.0.1:1883',
+      description: 'Broker URL: mqtt://, mqtts://, ws:// or wss://.',
+    }),
+    embeddedBroker: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
+      default: 'auto',
+      description:
+        '"auto": when the URL is mqtt:// on a loopback address and nothing listens there, start an embedded broker (aedes) on it. "off": never.',
+    }),
+    username: Type.Optional(Type.String({ description: 'Broker user name.' })),
+    password: secret('Broker password.'),
+    topicPrefix: Type.String({ pattern: '^[^#+]+$', default: 'edgehead', description: 'First segment of every topic.' }),
+    keepaliveSec: Type.Integer({ minimum: 5, maximum: 3600, default: 30, description: 'MQTT keepalive.' }),
+    cleanSession: Type.Boolean({ default: false, description: 'false = persistent session: the broker keeps subscriptions and QoS 1 messages while the device is away.' }),
+    connectTimeoutMs: Type.Integer({ minimum: 1000, default: 10000, description: 'Give up on one connection attempt after this long.' }),
+    reconnectMinMs: Type.Integer({ minimum: 100, default: 1000, description: 'First reconnect delay; doubles per failed attempt (with jitter).' }),
+    reconnectMaxMs: Type.Integer({ minimum: 100, default: 60000, description: 'Longest reconnect delay.' }),
+    tls: TlsSchema,
+  },
+  'MQTT broker connection.',
+);
+
+export const SourceSchema = section(
+  {
+    type: Type.Union([Type.Literal('directory'), Type.Literal('webcam'), Type.Literal('stream'), Type.Literal('http')], {
+      default: 'directory',
+      description: 'Where frames come from.',
+    }),
+    directory: section(
+      {
+        path: Type.Optional(Type.String({ minLength: 1, description: 'Folder of JPEG/PNG images, cycled in sorted order (sub-folders included). Default: the bundled sample frames.' })),
+      },
+      'type: directory — replays images from a folder (demos, replays, tests).',
+    ),
+    webcam: section(
+      {
+        device: Type.String({ minLength: 1, default: '/dev/video0', description: 'V4L2 device for fswebcam ("test" = its built-in test image).' }),
+        width: Type.Integer({ minimum: 16, maximum: 8192, default: 640, description: 'Capture width.' }),
+        height: Type.Integer({ minimum: 16, maximum: 8192, default: 480, description: 'Capture height.' }),
+        skipFrames: Type.Integer({ minimum: 0, maximum: 100, default: 2, description: 'Frames to skip before capturing (lets exposure settle).' }),
+        delaySec: Type.Integer({ minimum: 0, maximum: 60, default: 0, description: 'Warm-up delay before capturing.' }),
+        jpegQuality: Type.Integer({ minimum: 1, maximum: 100, default: 90, description: 'JPEG quality.' }),
+        timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Kill a capture that takes longer.' }),
+      },
+      'type: webcam — one fswebcam capture per frame (node-webcam).',
+    ),
+    stream: section(
+      {
+        command: Type.String({ minLength: 1, default: 'ffmpeg', description: 'Long-running command writing MJPEG (concatenated JPEGs) to stdout: ffmpeg, rpicam-vid, libcamera-vid.' }),
+        args: Type.Array(Type.String(), {
+          default: ['-hide_banner', '-loglevel', 'error', '-f', 'v4l2', '-i', '/dev/video0', '-f', 'mjpeg', '-q:v', '5', '-'],
+          description: 'Arguments of the command.',
+        }),
+        restartMinMs: Type.Integer({ minimum: 10, default: 500, description: 'First restart delay when the command exits; doubles per quick failure.' }),
+        restartMaxMs: Type.Integer({ minimum: 10, default: 30000, description: 'Longest restart delay.' }),
+        frameTimeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'capture() fails if no complete frame arrives within this time.' }),
+        maxFrameBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Drop a frame (and resynchronise) past this size.' }),
+      },
+      'type: stream — the newest complete frame of an MJPEG stream wins.',
+    ),
+    http: section(
+      {
+        url: Type.Optional(Type.String({ pattern: '^https?://', description: 'JPEG snapshot URL of an IP camera.' })),
+        timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'Request timeout.' }),
+        username: Type.Optional(Type.String({ description: 'HTTP basic auth user.' })),
+        password: secret('HTTP basic auth password.'),
+      },
+      'type: http — fetch a snapshot per frame.',
+    ),
+  },
+  'Frame source.',
+);
+
+export const ScheduleSchema = section(
+  {
+    intervalMs: Type.Integer({ minimum: 50, default: 1000, description: 'Take a frame every N ms (ignored when cron is set).' }),
+    cron: Type.Optional(Type.String({ minLength: 9, description: 'Cron expression (5 or 6 fields, local time), e.g. "*/10 * * * * *". Overrides intervalMs.' })),
+    activeWindow: Type.Optional(
+      Type.String({
+        pattern: '^([01]\\d|2[0-3]):[0-5]\\d-([01]\\d|2[0-3]):[0-5]\\d$',
+        description: 'Only take frames between these local times, e.g. "06:00-20:00" (may cross midnight).',
+      }),
+    ),
+    jitterMs: Type.Integer({ minimum: 0, default: 0, description: 'Random delay 0..N ms added to each tick (spreads a fleet).' }),
+  },
+  'When to take frames. Runs never overlap: a tick while a frame is in flight is skipped and counted.',
+);
+
+export const PredictionsSchema = section(
+  {
+    topK: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Labels per prediction.' }),
+    qos: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1, description: 'MQTT QoS of predictions.' }),
+    onlyOnChange: Type.Boolean({ default: false, description: 'Publish only when the (debounced) top-1 label changes.' }),
+    debounce: Type.Integer({ minimum: 1, default: 1, description: 'With onlyOnChange: a new top-1 must repeat N frames in a row before it counts.' }),
+    minScore: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Do not publish predictions whose top-1 score is below this.' }),
+    console: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], {
+      default: 'auto',
+      description: 'Also print predictions to stdout ("auto": when stdout is a terminal or with the embedded defaults).',
+    }),
+  },
+  'Prediction messages.',
+);
+
+export const TelemetrySchema = section(
+  {
+    intervalSec: Type.Integer({ minimum: 1, default: 60, description: 'Publish telemetry every N seconds.' }),
+  },
+  'Telemetry messages.',
+);
+
+export const OfflineSchema = section(
+  {
+    maxMB: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'Disk space for predictions queued while the broker is unreachable; when full the oldest are dropped (and counted).' }),
+  },
+  'Offline buffer (in the state dir; survives restarts).',
+);
+
+export const LogSchema = section(
+  {
+    level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], {
+      default: 'info',
+      description: 'Log level (stderr).',
+    }),
+    format: Type.Union([Type.Literal('text'), Type.Literal('json')], { default: 'text', description: '"json": one JSON object per line (journald, log shippers).' }),
+  },
+  'Logging.',
+);
+
 export const ConfigSchema = Type.Object(
   {
     version: Type.Literal(1, { default: 1, description: 'Config file format version.' }),
+    device: DeviceSchema,
+    stateDir: Type.String({ minLength: 1, default: './state', description: 'Writable folder for the offline queue, the active head and rejected payloads.' }),
+    mqtt: MqttSchema,
+    source: SourceSchema,
+    schedule: ScheduleSchema,
+    predictions: PredictionsSchema,
+    telemetry: TelemetrySchema,
+    offline: OfflineSchema,
     backend: BackendSchema,
     extractor: ExtractorSchema,
     preprocess: PreprocessSchema,
     head: HeadSchema,
+    log: LogSchema,
   },
   { additionalProperties: false },
 );

@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'BAD_ARGS'
   | 'BAD_CONFIG'
   | 'BACKEND'
-  | 'IO';
+  | 'IO'
+  | 'CAPTURE'
+  | 'MQTT';
 
 export class EdgeheadError extends Error {
   readonly code: ErrorCode;
