@@ -70,6 +70,9 @@ export const HeadSchema = section(
   'Dense classification head.',
 );
 
+// patternMessage: how validation errors and docs describe a `pattern` (config/load.ts, config/docs.ts).
+const ID_CHARS = 'must be 1 to 64 letters, digits, "_", "." or "-"';
+
 const secret = (description: string) => Type.Optional(Type.String({ description, secret: true }));
 
 export const DeviceSchema = section(
@@ -77,10 +80,11 @@ export const DeviceSchema = section(
     id: Type.Optional(
       Type.String({
         pattern: '^[A-Za-z0-9_.-]{1,64}$',
+        patternMessage: ID_CHARS,
         description: 'Device id: MQTT client id and topic segment. Default: the host name (sanitised).',
       }),
     ),
-    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), {
+    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', patternMessage: ID_CHARS }), {
       default: [],
       description: 'Groups this device belongs to (fleet operators push heads to a group).',
     }),
@@ -106,6 +110,7 @@ export const MqttSchema = section(
   {
     url: Type.String({
       pattern: '^(mqtt|mqtts|ws|wss)://',
+      patternMessage: 'must start with mqtt://, mqtts://, ws:// or wss://',
       default: 'mqtt://127.0.0.1:1883',
       description: 'Broker URL: mqtt://, mqtts://, ws:// or wss://.',
     }),
@@ -116,7 +121,7 @@ export const MqttSchema = section(
     }),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),
     password: secret('Broker password.'),
-    topicPrefix: Type.String({ pattern: '^[^#+]+$', default: 'edgehead', description: 'First segment of every topic.' }),
+    topicPrefix: Type.String({ pattern: '^[^#+]+$', patternMessage: 'must not be empty nor contain the MQTT wildcards # and +', default: 'edgehead', description: 'First segment of every topic.' }),
     keepaliveSec: Type.Integer({ minimum: 5, maximum: 3600, default: 30, description: 'MQTT keepalive.' }),
     cleanSession: Type.Boolean({ default: false, description: 'false = persistent session: the broker keeps subscriptions and QoS 1 messages while the device is away.' }),
     connectTimeoutMs: Type.Integer({ minimum: 1000, default: 10000, description: 'Give up on one connection attempt after this long.' }),
@@ -167,7 +172,7 @@ export const SourceSchema = section(
     ),
     http: section(
       {
-        url: Type.Optional(Type.String({ pattern: '^https?://', description: 'JPEG snapshot URL of an IP camera.' })),
+        url: Type.Optional(Type.String({ pattern: '^https?://', patternMessage: 'must start with http:// or https://', description: 'JPEG snapshot URL of an IP camera.' })),
         timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'Request timeout.' }),
         username: Type.Optional(Type.String({ description: 'HTTP basic auth user.' })),
         password: secret('HTTP basic auth password.'),
@@ -185,6 +190,7 @@ export const ScheduleSchema = section(
     activeWindow: Type.Optional(
       Type.String({
         pattern: '^([01]\\d|2[0-3]):[0-5]\\d-([01]\\d|2[0-3]):[0-5]\\d$',
+        patternMessage: 'must be two 24-hour times HH:MM-HH:MM, e.g. "06:00-20:00"',
         description: 'Only take frames between these local times, e.g. "06:00-20:00" (may cross midnight).',
       }),
     ),
@@ -224,9 +230,9 @@ export const OfflineSchema = section(
 
 export const LogSchema = section(
   {
-    level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], {
+    level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], {
       default: 'info',
-      description: 'Log level (stderr).',
+      description: 'Log level of the agent (stderr). One-shot CLI commands log warnings and errors only unless EDGEHEAD_LOG_LEVEL says otherwise.',
     }),
     format: Type.Union([Type.Literal('text'), Type.Literal('json')], { default: 'text', description: '"json": one JSON object per line (journald, log shippers).' }),
   },

@@ -7,11 +7,13 @@ import { configureLogging, logLevel } from '../util/log';
 import { agentVersion } from '../util/version';
 import type { Command } from './args';
 import { classifyCommand } from './commands/classify';
+import { configCommand } from './commands/config';
 import { doctorCommand } from './commands/doctor';
 import { headCommand } from './commands/head';
+import { runCommand } from './commands/run';
 import { summaryCommand } from './commands/summary';
 
-export const COMMANDS: Command[] = [classifyCommand, headCommand, summaryCommand, doctorCommand];
+export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

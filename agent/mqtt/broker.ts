@@ -1,0 +1,28 @@
+/** The broker seam: what the agent needs from an MQTT connection. Implementation: agent/mqtt/mqttjs-client.ts. */
+export interface PublishOptions {
+  qos: 0 | 1 | 2;
+  retain: boolean;
+}
+
+export interface BrokerStats {
+  connected: boolean;
+  /** Successful connections after the first one. */
+  reconnects: number;
+  lastError?: string;
+}
+
+export interface BrokerClient {
+  readonly connected: boolean;
+  /** Starts connecting in the background; never throws for an unreachable broker (the agent works offline). */
+  start(): void;
+  /** Resolves when the broker acknowledged (QoS 1/2) or the packet was written (QoS 0); rejects when not connected. */
+  publish(topic: string, payload: string | Uint8Array, opts: PublishOptions): Promise<void>;
+  /** Topics to (re)subscribe on every connection. */
+  subscribe(topics: string[]): void;
+  onMessage(handler: (topic: string, payload: Buffer, retained: boolean) => void): void;
+  onConnect(handler: () => void): void;
+  onDisconnect(handler: (reason: string) => void): void;
+  stats(): BrokerStats;
+  /** Publishes `final` (if connected), then disconnects cleanly; forced after timeoutMs. */
+  stop(final?: { topic: string; payload: string; opts: PublishOptions }, timeoutMs?: number): Promise<void>;
+}

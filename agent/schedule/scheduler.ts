@@ -1,0 +1,177 @@
+/**
+ * Scheduler: calls onTick on a fixed interval or a cron expression, on the injected Clock.
+ *  - Interval ticks sit on a grid (start + k * intervalMs): run duration and jitter never make them drift.
+ *  - Cron: croner only computes the next run time (local time); the Clock does the waiting, so tests use ManualClock.
+ *  - Runs never overlap: a tick while onTick is in flight is skipped and counted (stats.skipped).
+ *  - activeWindow: ticks outside it are not run (stats.outsideWindow). Manual triggers ignore the window.
+ *  - jitter: each tick fires random() * jitterMs after its scheduled time; the next one is still planned from the grid.
+ *  - If the wall clock jumps (NTP step on a Pi without RTC) or the process stalls, missed ticks are not replayed in
+ *    a burst: planning resumes from the current time.
+ *  - onTick errors are logged; the loop goes on (the agent counts failures itself).
+ * stats.ticks counts runs started (scheduled and manual); skipped/outsideWindow count due ticks that were not run.
+ * `running` is true while onTick is in flight.
+ */
+import { Cron } from 'croner';
+import type { Clock, TimerHandle } from '../util/clock';
+import { EdgeheadError, describeError } from '../util/errors';
+import { createLogger } from '../util/log';
+import { type ActiveWindow, inWindow, parseWindow } from './window';
+
+const log = createLogger('schedule');
+
+/** A timer firing this much before its time (timer vs wall clock) is not mistaken for the clock going back. */
+const EARLY_TOLERANCE_MS = 1000;
+
+export interface SchedulerOptions {
+  clock: Clock;
+  intervalMs: number;
+  cron?: string;
+  /** "HH:MM-HH:MM" local time. */
+  activeWindow?: string;
+  jitterMs: number;
+  random?: () => number;
+  onTick: (reason: 'schedule' | 'manual') => Promise<void>;
+}
+
+export interface SchedulerStats {
+  /** Runs started (scheduled and manual). */
+  ticks: number;
+  /** Ticks dropped because a run was in flight. */
+  skipped: number;
+  /** Ticks dropped because they fell outside activeWindow. */
+  outsideWindow: number;
+}
+
+export class Scheduler {
+  private readonly clock: Clock;
+  private readonly jitterMs: number;
+  private readonly random: () => number;
+  private readonly onTick: SchedulerOptions['onTick'];
+  private readonly window?: ActiveWindow;
+  /** The first scheduled time strictly after `after`, or null if there is none. */
+  private readonly nextAfter: (after: number) => number | null;
+  private readonly counts: SchedulerStats = { ticks: 0, skipped: 0, outsideWindow: 0 };
+  private state: 'idle' | 'started' | 'stopped' = 'idle';
+  private timer?: TimerHandle;
+  private inflight?: Promise<void>;
+  private anchor = 0;
+
+  constructor(opts: SchedulerOptions) {
+    this.clock = opts.clock;
+    this.onTick = opts.onTick;
+    this.random = opts.random ?? Math.random;
+    if (!Number.isFinite(opts.jitterMs) || opts.jitterMs < 0) {
+      throw new EdgeheadError('BAD_CONFIG', `schedule.jitterMs: must be >= 0 (got ${opts.jitterMs})`);
+    }
+    this.jitterMs = opts.jitterMs;
+    if (opts.activeWindow !== undefined) this.window = parseWindow(opts.activeWindow);
+
+    if (opts.cron !== undefined) {
+      let cron: Cron;
+      try {
+        cron = new Cron(opts.cron, { paused: true });
+      } catch (e) {
+        throw new EdgeheadError('BAD_CONFIG', `schedule.cron: ${describeError(e)} (got "${opts.cron}")`, {
+          hint: '5 or 6 fields, e.g. "*/10 * * * * *" for every 10 seconds',
+        });
+      }
+      this.nextAfter = (after) => cron.nextRun(new Date(after))?.getTime() ?? null;
+      if (this.nextAfter(this.clock.now()) === null) {
+        throw new EdgeheadError('BAD_CONFIG', `schedule.cron: "${opts.cron}" never fires`);
+      }
+    } else {
+      const interval = opts.intervalMs;
+      if (!Number.isFinite(interval) || interval <= 0) {
+        throw new EdgeheadError('BAD_CONFIG', `schedule.intervalMs: must be > 0 (got ${interval})`);
+      }
+      this.nextAfter = (after) => this.anchor + (Math.floor((after - this.anchor) / interval) + 1) * interval;
+    }
+  }
+
+  get stats(): SchedulerStats {
+    return { ...this.counts };
+  }
+
+  get running(): boolean {
+    return this.inflight !== undefined;
+  }
+
+  start(): void {
+    if (this.state === 'started') return;
+    if (this.state === 'stopped') throw new Error('Scheduler: start() after stop()');
+    this.state = 'started';
+    this.anchor = this.clock.now();
+    this.plan(this.nextAfter(this.anchor));
+  }
+
+  /** Cancels the timer and resolves once the run in flight (if any) has finished. */
+  async stop(): Promise<void> {
+    this.state = 'stopped';
+    this.timer?.cancel();
+    this.timer = undefined;
+    while (this.inflight) await this.inflight;
+  }
+
+  /** Runs onTick now (manual capture) and resolves when it finished; false if a run is in flight or after stop(). */
+  async trigger(): Promise<boolean> {
+    if (this.state === 'stopped' || this.inflight) return false;
+    await this.run('manual');
+    return true;
+  }
+
+  private plan(at: number | null): void {
+    if (at === null) {
+      log.warn('schedule: the cron expression has no further runs; no more scheduled frames');
+      return;
+    }
+    const jitter = this.jitterMs > 0 ? Math.min(Math.max(this.random(), 0), 1) * this.jitterMs : 0;
+    const delay = Math.max(0, at + jitter - this.clock.now());
+    this.timer = this.clock.setTimeout(() => this.fire(at), delay);
+  }
+
+  private fire(scheduled: number): void {
+    this.timer = undefined;
+    if (this.state !== 'started') return;
+    const now = this.clock.now();
+    // Normally plan from the tick just served. If the next one is already entirely overdue (event-loop stall, clock
+    // stepped forward) or the clock went back, plan from now instead of replaying a burst or waiting out the gap.
+    let from = scheduled;
+    const next = this.nextAfter(scheduled);
+    if (now < scheduled - EARLY_TOLERANCE_MS) from = now;
+    else if (next !== null && next + this.jitterMs < now) from = now - this.jitterMs;
+    if (from !== scheduled) log.debug('schedule: clock jump or stall; planning from now', { scheduled, now });
+    this.plan(from === scheduled ? next : this.nextAfter(from));
+
+    if (this.window && !inWindow(this.window, new Date(now))) {
+      this.counts.outsideWindow++;
+      return;
+    }
+    if (this.inflight) {
+      this.counts.skipped++;
+      log.debug('tick skipped: the previous run is still in flight');
+      return;
+    }
+    void this.run('schedule');
+  }
+
+  private run(reason: 'schedule' | 'manual'): Promise<void> {
+    this.counts.ticks++;
+    let result: Promise<void>;
+    try {
+      result = Promise.resolve(this.onTick(reason));
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    // Promise callbacks run asynchronously, so inflight is set before the finally can clear it.
+    const p = result
+      .catch((e: unknown) => {
+        log.warn(`${reason} run failed: ${describeError(e)}`);
+        if (e instanceof Error && !(e instanceof EdgeheadError)) log.debug('stack', { stack: e.stack });
+      })
+      .finally(() => {
+        if (this.inflight === p) this.inflight = undefined;
+      });
+    this.inflight = p;
+    return p;
+  }
+}

@@ -1,0 +1,45 @@
+/** Small pieces the source implementations share: image signature checks, child-process handling. */
+import type { ChildProcess } from 'node:child_process';
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** 'jpeg' (starts with SOI FF D8), 'png' (the 8-byte PNG signature) or undefined. Looks at the first bytes only. */
+export function imageKind(bytes: Uint8Array): 'jpeg' | 'png' | undefined {
+  if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8) return 'jpeg';
+  if (bytes.length >= PNG_SIGNATURE.length && PNG_SIGNATURE.every((v, i) => bytes[i] === v)) return 'png';
+  return undefined;
+}
+
+/** "0 bytes" or "1234 bytes starting 3c 68 74 6d" — for errors about bytes that are not an image. */
+export function describeBytes(bytes: Uint8Array): string {
+  if (bytes.length === 0) return '0 bytes';
+  const head = Array.from(bytes.subarray(0, 4), (v) => v.toString(16).padStart(2, '0')).join(' ');
+  return `${bytes.length} bytes starting ${head}`;
+}
+
+/** Signals a child's whole process group (it was spawned detached, so its pid is the group id), falling back to the
+ * child alone. Call it only before the child's 'close' event: the group may outlive the child (a grandchild holding
+ * its pipes), but once 'close' has fired the ids may be reused. */
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** The last non-empty lines of a command's stderr, joined on one line, at most maxChars characters. */
+export function stderrTail(stderr: string, lines = 3, maxChars = 300): string {
+  const t = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-lines)
+    .join(' | ');
+  return t.length > maxChars ? '…' + t.slice(-(maxChars - 1)) : t;
+}

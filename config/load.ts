@@ -1,0 +1,423 @@
+/**
+ * loadConfig(): the one way the agent reads its configuration.
+ *
+ *   file (YAML or JSON, `version: 1`) -> EDGEHEAD_* overrides -> schema defaults -> validation + cross-field checks
+ *   -> relative paths resolved -> Config
+ *
+ * Every problem is collected and reported at once in one EdgeheadError('BAD_CONFIG') (a ConfigError), one line per
+ * problem: `schedule.intervalMs: must be >= 50 (got 0)`. Nothing is repaired silently: a value of the wrong type is an
+ * error, never coerced (only EDGEHEAD_* strings are parsed, by the type of their setting). Secret settings are never
+ * printed: "(got ***)".
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
+import { type ValueError, ValueErrorType, Value } from '@sinclair/typebox/value';
+import YAML from 'yaml';
+import { catalogueEntry } from '../agent/extractors/catalogue';
+import { EdgeheadError } from '../agent/util/errors';
+import {
+  applyEnvOverrides,
+  closest,
+  dottedPath,
+  isSecret,
+  kindNoun,
+  kindOf,
+  schemaAt,
+  schemaLeaves,
+  schemaSections,
+  typeNoun,
+} from './env';
+import { type Config, ConfigSchema } from './schema';
+
+/** The config file format this agent reads. */
+export const CONFIG_VERSION = 1;
+
+/**
+ * Settings holding file or folder paths. Relative values written in the config file are resolved against the file's
+ * folder; relative values from EDGEHEAD_* variables or defaults against the current directory.
+ * extractor.ref only when it is a path (not a catalogue id or an http(s) URL).
+ */
+export const PATH_SETTINGS = ['stateDir', 'source.directory.path', 'mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key', 'head.file', 'extractor.ref'] as const;
+
+/** Path settings naming files that must exist when the config is loaded (unless checkFiles is false). */
+export const EXISTING_FILE_SETTINGS = ['mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key'] as const;
+
+/** Defaults that depend on the machine, computed at load time (the docs show `label`). */
+export const COMPUTED_DEFAULTS: Readonly<Record<string, { label: string; explanation: string }>> = {
+  'device.id': { label: 'hostname', explanation: 'the host name, with every character outside A-Z a-z 0-9 _ . - replaced by "-" (at most 64)' },
+};
+
+/** device.id when none is configured: the host name, sanitised to [A-Za-z0-9_.-]{1,64}. */
+export function hostnameDeviceId(hostname: string = os.hostname()): string {
+  const id = hostname.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64);
+  return id || 'edgehead';
+}
+
+/** A BAD_CONFIG error listing every problem; main.ts prints the message and exits 2. */
+export class ConfigError extends EdgeheadError {
+  /** One line per problem, e.g. `schedule.intervalMs: must be >= 50 (got 0)`. */
+  readonly errors: readonly string[];
+  constructor(errors: string[]) {
+    super('BAD_CONFIG', formatConfigErrors(errors));
+    this.name = 'ConfigError';
+    this.errors = errors;
+  }
+}
+
+export function formatConfigErrors(errors: readonly string[]): string {
+  const n = errors.length;
+  return [`invalid configuration (${n} error${n === 1 ? '' : 's'}):`, ...errors.map((e) => `  ${e}`)].join('\n');
+}
+
+export interface LoadOptions {
+  /** YAML (.yaml/.yml) or JSON (.json) file; other names are sniffed. Without one: defaults (and env) only. */
+  file?: string;
+  /** Environment to read EDGEHEAD_* overrides from (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Check that files named by the config (mqtt.tls.*) exist (default true). */
+  checkFiles?: boolean;
+  /** Base of relative paths that do not come from the file (default: process.cwd()). */
+  cwd?: string;
+  /** Host name for the device.id default (default: os.hostname()). */
+  hostname?: string;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const { config, errors } = checkConfig(opts);
+  if (errors.length > 0 || !config) throw new ConfigError(errors);
+  return config;
+}
+
+export interface CheckOptions extends LoadOptions {
+  /** Already parsed file contents (instead of `file`); relative paths in it resolve against `baseDir`. */
+  data?: unknown;
+  baseDir?: string;
+}
+
+export interface CheckResult {
+  /** The effective config, when there are no errors. */
+  config?: Config;
+  errors: string[];
+  /** Dotted key path -> EDGEHEAD_* variable that set it. */
+  envSources: Map<string, string>;
+}
+
+/**
+ * Like loadConfig, but returns the errors instead of throwing them. Files that cannot be read or parsed still throw
+ * (a BAD_CONFIG EdgeheadError naming the file, line and column).
+ */
+export function checkConfig(opts: CheckOptions = {}): CheckResult {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  let fromFile: unknown;
+  let baseDir = opts.baseDir ?? cwd;
+  if (opts.file !== undefined) {
+    const abs = path.resolve(cwd, opts.file);
+    fromFile = readConfigFile(abs);
+    baseDir = path.dirname(abs);
+  } else if (opts.data !== undefined) {
+    fromFile = opts.data;
+  }
+
+  const errors: string[] = [];
+  let raw: Record<string, unknown> = {};
+  if (opts.file !== undefined || opts.data !== undefined) {
+    if (fromFile === null || fromFile === undefined) fromFile = {}; // an empty file: reported as missing version below
+    if (!isPlainObject(fromFile)) {
+      throw new ConfigError([`(top level): must be a mapping of settings (got ${Array.isArray(fromFile) ? 'a list' : formatGot(fromFile)})`]);
+    }
+    const version = fromFile.version;
+    if (version === undefined) errors.push(`version: required (this agent reads version ${CONFIG_VERSION})`);
+    else if (typeof version === 'number' && version !== CONFIG_VERSION) {
+      // Another format: checking the rest against this schema would only produce noise.
+      throw new ConfigError([`version: unsupported ${version} (this agent reads version ${CONFIG_VERSION})`]);
+    }
+    raw = structuredClone(fromFile);
+  }
+  const fileValues = structuredClone(raw);
+
+  const { errors: envErrors, sources } = applyEnvOverrides(raw, env);
+  errors.push(...envErrors);
+
+  const cfg = Value.Default(ConfigSchema, raw) as Record<string, unknown>;
+  const device = cfg.device;
+  if (isPlainObject(device) && device.id === undefined) device.id = hostnameDeviceId(opts.hostname);
+
+  const seen = new Set<string>();
+  for (const e of Value.Errors(ConfigSchema, cfg)) {
+    const line = describeValueError(e, cfg, sources);
+    if (!seen.has(line)) errors.push(line);
+    seen.add(line);
+  }
+
+  resolvePaths(cfg, fileValues, sources, baseDir, cwd);
+  errors.push(...crossFieldErrors(cfg, sources, opts.checkFiles ?? true));
+
+  if (errors.length > 0) return { errors, envSources: sources };
+  return { config: orderLikeSchema(cfg, ConfigSchema) as Config, errors, envSources: sources };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading
+
+/** Parses a config file; throws a BAD_CONFIG error naming the file (and line:column for syntax errors). */
+export function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new EdgeheadError('BAD_CONFIG', `cannot read config file ${file}: ${why}`);
+  }
+  const ext = path.extname(file).toLowerCase();
+  const json = ext === '.json' || (ext !== '.yaml' && ext !== '.yml' && /^\s*[{[]/.test(text));
+  const doc = YAML.parseDocument(text.replace(/^\uFEFF/, ''), { schema: json ? 'json' : 'core', uniqueKeys: true, prettyErrors: true });
+  const where = (e: { linePos?: [{ line: number; col: number }, ...unknown[]] }) => (e.linePos ? `${file}:${e.linePos[0].line}:${e.linePos[0].col}` : file);
+  if (doc.errors.length > 0) {
+    // Only the first line of yaml's message: the rest quotes the source, which may hold a secret.
+    const lines = doc.errors.map((e) => {
+      const msg =
+        e.code === 'TAG_RESOLVE_FAILED' && json
+          ? 'not valid JSON (strings must be quoted; true, false and null are lowercase)'
+          : (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      return `${where(e)}: ${json ? 'JSON' : 'YAML'} syntax error: ${msg}`;
+    });
+    throw new ConfigError(lines);
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError([`${file}: ${(e as Error).message.split('\n')[0]}`]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Messages
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+
+function getIn(o: unknown, segs: readonly (string | number)[]): unknown {
+  let v = o;
+  for (const s of segs) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[s as string];
+  }
+  return v;
+}
+
+function setIn(o: Record<string, unknown>, segs: readonly string[], value: unknown): void {
+  let v: Record<string, unknown> = o;
+  for (const s of segs.slice(0, -1)) v = v[s] as Record<string, unknown>;
+  v[segs[segs.length - 1]!] = value;
+}
+
+/** JSON pointer (/device/groups/1) -> segments with array indices as numbers (['device', 'groups', 1]). */
+function pointerSegments(pointer: string): (string | number)[] {
+  if (pointer === '') return [];
+  const out: (string | number)[] = [];
+  for (const token of pointer.slice(1).split('/')) {
+    const key = token.replace(/~1/g, '/').replace(/~0/g, '~');
+    const parent = schemaAt(out);
+    const kind = parent ? kindOf(parent) : '';
+    out.push((kind === 'Array' || kind === 'Tuple') && /^\d+$/.test(key) ? Number(key) : key);
+  }
+  return out;
+}
+
+/** A value for "(got ...)": secrets as ***, strings quoted, long values cut. */
+export function formatGot(value: unknown, schema?: TSchema): string {
+  if (value === undefined) return 'nothing';
+  if (schema && isSecret(schema)) return '***';
+  if (typeof value === 'number') return String(value);
+  if (ArrayBuffer.isView(value)) return 'binary data';
+  if (Array.isArray(value)) {
+    let end = value.length; // Value.Default pads short tuples with undefined; show what was written
+    while (end > 0 && value[end - 1] === undefined) end--;
+    value = value.slice(0, end);
+  }
+  const text = JSON.stringify(schema ? maskSecrets(value, schema) : value) ?? String(value);
+  return text.length > 60 ? text.slice(0, 57) + '...' + (text.startsWith('"') ? '"' : '') : text;
+}
+
+function envSourceOf(dotted: string, sources: Map<string, string>): string | undefined {
+  for (const [key, name] of sources) if (dotted === key || dotted.startsWith(key + '[') || dotted.startsWith(key + '.')) return name;
+  return undefined;
+}
+
+function got(value: unknown, schema: TSchema | undefined, dotted: string, sources: Map<string, string>): string {
+  const from = envSourceOf(dotted, sources);
+  return `(got ${formatGot(value, schema)}${from ? ` from ${from}` : ''})`;
+}
+
+const ALL_PATHS = [...schemaSections().slice(1), ...schemaLeaves()].map((s) => s.path);
+
+function unknownKeyHint(segs: readonly (string | number)[]): string {
+  const key = String(segs[segs.length - 1]);
+  const parent = schemaAt(segs.slice(0, -1));
+  const siblings = Object.keys(((parent as Record<string, unknown> | undefined)?.properties as object | undefined) ?? {});
+  const sibling = closest(key, siblings);
+  if (sibling) return ` (did you mean ${sibling}?)`;
+  // A setting put in the wrong section: suggest it only when exactly one place has that name.
+  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
+  const same = ALL_PATHS.filter((p) => norm(p[p.length - 1]!) === norm(key));
+  const near = same.length > 0 ? same : ALL_PATHS.filter((p) => closest(key, [p[p.length - 1]!]) !== undefined);
+  return near.length === 1 ? ` (did you mean ${dottedPath(near[0]!)}?)` : '';
+}
+
+function describeValueError(e: ValueError, cfg: unknown, sources: Map<string, string>): string {
+  let segs = pointerSegments(e.path);
+  // Errors inside a fixed-length list (e.g. extractor.valueRange) are reported once, for the whole list.
+  for (let i = 0; i < segs.length; i++) {
+    const s = schemaAt(segs.slice(0, i));
+    if (s && kindOf(s) === 'Tuple') {
+      segs = segs.slice(0, i);
+      const dotted = dottedPath(segs);
+      return `${dotted}: must be ${typeNoun(s)} ${got(getIn(cfg, segs), s, dotted, sources)}`;
+    }
+  }
+  const dotted = dottedPath(segs);
+  const schema = (schemaAt(segs) ?? e.schema) as TSchema & Record<string, unknown>;
+  if (kindOf(schema) === 'Tuple') return `${dotted}: must be ${typeNoun(schema)} ${got(e.value, schema, dotted, sources)}`;
+  const n = (k: string) => (e.schema as Record<string, unknown>)[k];
+  let expected: string;
+  switch (e.type) {
+    case ValueErrorType.ObjectAdditionalProperties:
+      return `${dotted}: unknown key${unknownKeyHint(segs)}`;
+    case ValueErrorType.ObjectRequiredProperty:
+      return `${dotted}: required`;
+    case ValueErrorType.IntegerMinimum:
+    case ValueErrorType.NumberMinimum:
+      expected = `must be >= ${n('minimum')}`;
+      break;
+    case ValueErrorType.IntegerMaximum:
+    case ValueErrorType.NumberMaximum:
+      expected = `must be <= ${n('maximum')}`;
+      break;
+    case ValueErrorType.IntegerExclusiveMinimum:
+    case ValueErrorType.NumberExclusiveMinimum:
+      expected = `must be > ${n('exclusiveMinimum')}`;
+      break;
+    case ValueErrorType.IntegerExclusiveMaximum:
+    case ValueErrorType.NumberExclusiveMaximum:
+      expected = `must be < ${n('exclusiveMaximum')}`;
+      break;
+    case ValueErrorType.StringMinLength:
+      expected = n('minLength') === 1 ? 'must not be empty' : `must be at least ${n('minLength')} characters long`;
+      break;
+    case ValueErrorType.StringMaxLength:
+      expected = `must be at most ${n('maxLength')} characters long`;
+      break;
+    case ValueErrorType.StringPattern:
+      expected = typeof n('patternMessage') === 'string' ? String(n('patternMessage')) : `must match /${n('pattern')}/`;
+      break;
+    case ValueErrorType.Union:
+    case ValueErrorType.Literal:
+      expected = `must be ${typeNoun(e.schema)}`;
+      break;
+    case ValueErrorType.Integer:
+    case ValueErrorType.Number:
+    case ValueErrorType.String:
+    case ValueErrorType.Boolean:
+    case ValueErrorType.Object:
+    case ValueErrorType.Array:
+      expected = `must be ${kindNoun(e.schema)}`;
+      break;
+    default:
+      expected = e.message.replace(/^Expected /, 'must be ').replace(/^./, (c) => c.toLowerCase());
+  }
+  return `${dotted}: ${expected} ${got(e.value, schema, dotted, sources)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Paths and cross-field checks
+
+/** Mirrors specKind() in agent/extractors/load.ts: an http(s) URL or a catalogue id is not a path. */
+function isPathRef(ref: string): boolean {
+  return !/^https?:\/\//i.test(ref) && !catalogueEntry(ref);
+}
+
+function resolvePaths(cfg: Record<string, unknown>, fileValues: unknown, sources: Map<string, string>, baseDir: string, cwd: string): void {
+  for (const key of PATH_SETTINGS) {
+    const segs = key.split('.');
+    const v = getIn(cfg, segs);
+    if (typeof v !== 'string' || v === '') continue;
+    if (key === 'extractor.ref' && !isPathRef(v)) continue;
+    const base = !sources.has(key) && getIn(fileValues, segs) !== undefined ? baseDir : cwd;
+    setIn(cfg, segs, path.resolve(base, v));
+  }
+}
+
+function crossFieldErrors(cfg: Record<string, unknown>, sources: Map<string, string>, checkFiles: boolean): string[] {
+  const errors: string[] = [];
+  const at = (key: string) => getIn(cfg, key.split('.'));
+  if (at('source.type') === 'http' && isPlainObject(at('source.http')) && at('source.http.url') === undefined) {
+    errors.push('source.http.url: required when source.type is http');
+  }
+  if (isPlainObject(at('mqtt.tls'))) {
+    const cert = at('mqtt.tls.cert');
+    const key = at('mqtt.tls.key');
+    if (cert !== undefined && key === undefined) errors.push('mqtt.tls.key: required when mqtt.tls.cert is set');
+    if (key !== undefined && cert === undefined) errors.push('mqtt.tls.cert: required when mqtt.tls.key is set');
+  }
+  for (const [lo, hi] of [
+    ['mqtt.reconnectMinMs', 'mqtt.reconnectMaxMs'],
+    ['source.stream.restartMinMs', 'source.stream.restartMaxMs'],
+  ] as const) {
+    const a = at(lo);
+    const b = at(hi);
+    if (typeof a === 'number' && typeof b === 'number' && a > b) {
+      errors.push(`${lo}: must be <= ${hi}, which is ${b} ${got(a, undefined, lo, sources)}`);
+    }
+  }
+  if (checkFiles) {
+    for (const key of EXISTING_FILE_SETTINGS) {
+      const file = at(key);
+      if (typeof file !== 'string' || file === '') continue;
+      let stat: fs.Stats;
+      try {
+        stat = fs.statSync(file);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        errors.push(code === 'ENOENT' || code === 'ENOTDIR' ? `${key}: file not found: ${file}` : `${key}: cannot read ${file} (${code})`);
+        continue;
+      }
+      if (!stat.isFile()) errors.push(`${key}: not a file: ${file}`);
+      else {
+        try {
+          fs.accessSync(file, fs.constants.R_OK);
+        } catch {
+          errors.push(`${key}: cannot read ${file} (permission denied)`);
+        }
+      }
+    }
+  }
+  return errors;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Presenting a config
+
+/** A copy with every secret setting replaced by "***" (unset secrets stay unset). */
+export function maskSecrets(value: unknown, schema: TSchema = ConfigSchema): unknown {
+  if (isSecret(schema)) return value === undefined ? undefined : '***';
+  const s = schema as Record<string, unknown>;
+  if (kindOf(schema) === 'Object' && isPlainObject(value)) {
+    const props = (s.properties ?? {}) as Record<string, TSchema>;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, props[k] ? maskSecrets(v, props[k]) : v]));
+  }
+  if (kindOf(schema) === 'Array' && Array.isArray(value) && s.items) return value.map((v) => maskSecrets(v, s.items as TSchema));
+  return value;
+}
+
+/** A copy with keys in schema order (as the docs list them); unknown keys last. */
+export function orderLikeSchema(value: unknown, schema: TSchema = ConfigSchema): unknown {
+  if (kindOf(schema) !== 'Object' || !isPlainObject(value)) return value;
+  const props = ((schema as Record<string, unknown>).properties ?? {}) as Record<string, TSchema>;
+  const out: Record<string, unknown> = {};
+  for (const [k, child] of Object.entries(props)) if (value[k] !== undefined) out[k] = orderLikeSchema(value[k], child);
+  for (const [k, v] of Object.entries(value)) if (!(k in props)) out[k] = v;
+  return out;
+}

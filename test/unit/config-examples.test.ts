@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../config/load';
+import { ROOT, tmpDir } from '../support/cli';
+
+const EXAMPLES = path.join(ROOT, 'config', 'examples');
+
+test('every example in config/examples validates', () => {
+  const files = fs.readdirSync(EXAMPLES).filter((f) => /\.ya?ml$/.test(f)).sort();
+  assert.deepEqual(files, ['minimal.yaml', 'production.yaml', 'stream.yaml']);
+  for (const f of files) assert.doesNotThrow(() => loadConfig({ file: path.join(EXAMPLES, f), env: {}, checkFiles: false }), f);
+});
+
+test('minimal.yaml: version, broker and device id; everything else default', () => {
+  const c = loadConfig({ file: path.join(EXAMPLES, 'minimal.yaml'), env: {} });
+  assert.equal(c.version, 1);
+  assert.match(c.mqtt.url, /^mqtt:\/\//);
+  assert.equal(c.device.id, 'kitchen-pi');
+  assert.equal(c.source.type, 'directory');
+});
+
+test('production.yaml: webcam, mqtts with CA and client certificate under /etc/edgehead/tls, state in /var/lib', () => {
+  const file = path.join(EXAMPLES, 'production.yaml');
+  const c = loadConfig({ file, env: {}, checkFiles: false });
+  assert.equal(c.source.type, 'webcam');
+  assert.match(c.mqtt.url, /^mqtts:\/\//);
+  assert.equal(c.stateDir, '/var/lib/edgehead');
+  assert.ok(c.device.groups.length > 0);
+  assert.deepEqual([c.mqtt.tls.ca, c.mqtt.tls.cert, c.mqtt.tls.key].map((p) => p && path.dirname(p)), ['/etc/edgehead/tls', '/etc/edgehead/tls', '/etc/edgehead/tls']);
+  assert.match(fs.readFileSync(file, 'utf8'), /^\s*# publicKeys:/m);
+  // With the TLS files in place (here: a copy of the example pointing into a temp folder) the file checks pass too.
+  const dir = tmpDir();
+  for (const f of ['ca.pem', 'client.pem', 'client.key']) fs.writeFileSync(path.join(dir, f), 'x');
+  const copy = path.join(dir, 'config.yaml');
+  fs.writeFileSync(copy, fs.readFileSync(file, 'utf8').replaceAll('/etc/edgehead/tls/', './'));
+  assert.equal(loadConfig({ file: copy, env: {} }).mqtt.tls.key, path.join(dir, 'client.key'));
+  // Without them, exactly the three files are reported.
+  fs.rmSync(path.join(dir, 'client.key'));
+  assert.throws(() => loadConfig({ file: copy, env: {} }), (e: unknown) => e instanceof ConfigError && e.errors.join() === `mqtt.tls.key: file not found: ${path.join(dir, 'client.key')}`);
+});
+
+test('stream.yaml: rpicam-vid writing MJPEG to stdout', () => {
+  const c = loadConfig({ file: path.join(EXAMPLES, 'stream.yaml'), env: {} });
+  assert.equal(c.source.type, 'stream');
+  assert.equal(c.source.stream.command, 'rpicam-vid');
+  const args = c.source.stream.args;
+  assert.equal(args[args.indexOf('--codec') + 1], 'mjpeg');
+  assert.equal(args[args.indexOf('-o') + 1], '-');
+});
