@@ -66,6 +66,8 @@ export class StreamSource implements FrameSource {
   private seq = 0;
   private returnedSeq = 0;
   private waiters = new Set<Waiter>();
+  /** Children whose 'close' has been seen: never signalled again (their pid/group id may be reused). */
+  private closedChildren = new WeakSet<ChildProcess>();
   private lastExit = '';
 
   constructor(settings: StreamSettings, deps: StreamDeps = {}) {
@@ -144,7 +146,7 @@ export class StreamSource implements FrameSource {
     if (child) {
       killGroup(child, 'SIGTERM');
       this.killTimer = this.clock.setTimeout(() => {
-        if (this.child === child) {
+        if (!this.closedChildren.has(child)) {
           log.warn('command ignored SIGTERM, sending SIGKILL', { pid: child.pid });
           killGroup(child, 'SIGKILL');
         }
@@ -194,6 +196,7 @@ export class StreamSource implements FrameSource {
     });
     child.on('close', (code, signal) => {
       // A child from before a stop()/start() pair must not schedule restarts for the new run.
+      this.closedChildren.add(child);
       const current = this.child === child;
       if (current) this.child = undefined;
       const ranMs = this.clock.now() - spawnedAt;

@@ -113,6 +113,7 @@ export class WebcamSource implements FrameSource {
     const t0 = this.clock.now();
     const { device, timeoutMs } = this.settings;
     await removeFile(this.tempFile); // never read a stale image
+    if (!this.started) throw new EdgeheadError('CAPTURE', 'webcam source stopped during the capture');
     const result = await this.run(this.commandLine(), timeoutMs);
     try {
       if (result.spawnError) {
@@ -135,7 +136,9 @@ export class WebcamSource implements FrameSource {
       try {
         bytes = new Uint8Array(await fs.readFile(this.tempFile));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new EdgeheadError('CAPTURE', `cannot read the fswebcam output ${this.tempFile}: ${describeError(e)}`, { cause: e });
+        }
         const what = noWebcam ? `no webcam at ${device}` : `fswebcam wrote no image from ${device}`;
         throw new EdgeheadError('CAPTURE', `${what}${stderrSuffix(result.stderr)}`, {
           hint: 'check source.webcam.device (ls /dev/video*; "test" gives fswebcam\'s test image)',
