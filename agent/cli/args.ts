@@ -48,3 +48,25 @@ export function help(usage: string): number {
   process.stdout.write(usage + '\n');
   return 0;
 }
+
+/** A command made of subcommands (`edgehead head train`, `edgehead config check`). */
+export function commandGroup(name: string, summary: string, subcommands: Command[], footer: string[] = []): Command {
+  const usage = [`edgehead ${name} <subcommand>`, ...subcommands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`), ...footer].join('\n');
+  return {
+    name,
+    summary: `${summary} (${subcommands.map((c) => c.name).join(', ')})`,
+    usage,
+    async run(argv) {
+      const [sub, ...rest] = argv;
+      if (!sub || sub === '--help' || sub === '-h') {
+        process.stdout.write(usage + '\n');
+        return sub ? 0 : 2;
+      }
+      const cmd = subcommands.find((c) => c.name === sub);
+      if (!cmd) {
+        throw new EdgeheadError('BAD_ARGS', `unknown ${name} subcommand "${sub}"`, { hint: subcommands.map((c) => `edgehead ${name} ${c.name}`).join('; ') });
+      }
+      return cmd.run(rest);
+    },
+  };
+}

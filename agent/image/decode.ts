@@ -8,7 +8,8 @@ import { inflateSync } from 'node:zlib';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { EdgeheadError, describeError } from '../util/errors';
-import { type ImageFormat, type ImageHeader, chunkType, crc32, readImageHeader, u32be } from './probe';
+import { crc32 } from '../util/crc32';
+import { type ImageFormat, type ImageHeader, chunkType, readImageHeader, u32be } from './probe';
 
 export interface DecodeOptions {
   /** Largest width*height accepted; bigger images fail with IMAGE_TOO_LARGE before decoding. */

@@ -5,6 +5,7 @@
  */
 import { EdgeheadError } from '../util/errors';
 import { orientationFromApp1, orientationFromTiff } from './exif';
+import { crc32 } from '../util/crc32';
 
 export type ImageFormat = 'jpeg' | 'png';
 
@@ -193,22 +194,6 @@ function pngOrientation(b: Uint8Array): number {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 as PNG uses it (ISO 3309 / zlib). For headers and error paths: a plain JS loop, not for bulk data. */
-export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
 
 export function chunkType(b: Uint8Array, at: number): string {
   return String.fromCharCode(b[at]!, b[at + 1]!, b[at + 2]!, b[at + 3]!);

@@ -39,10 +39,10 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { EdgeheadError, describeError } from '../util/errors';
 import { createLogger } from '../util/log';
 import type { MessageQueue, QueuedMessage, QueueStats } from './queue';
+import { crc32 } from '../util/crc32';
 
 const log = createLogger('queue');
 
@@ -73,23 +73,6 @@ export interface DiskQueueOptions {
 
 // ---- record codec (shared with MemoryQueue so both apply the cap to the same sizes) ----
 
-type Crc32 = (data: Uint8Array, value?: number) => number;
-const crc32: Crc32 = typeof zlib.crc32 === 'function' ? zlib.crc32 : jsCrc32; // zlib.crc32: Node >= 20.15
-
-let crcTable: Uint32Array | undefined;
-function jsCrc32(data: Uint8Array, value = 0): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let crc = ~value >>> 0;
-  for (let i = 0; i < data.length; i++) crc = crcTable[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
-  return ~crc >>> 0;
-}
 
 /** Size of a message's record on disk: what counts against the cap in both queue implementations. */
 export function recordBytes(msg: QueuedMessage): number {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { makeHeadFile } from '../../agent/head/format';
 import { writeHeadFile } from '../../agent/head/files';
+import { crc32 } from '../../agent/util/crc32';
 import { hasStackTrace, runCli, SAMPLES, tmpDir } from '../support/cli';
 
 describe('edgehead summary', () => {
@@ -59,14 +60,6 @@ describe('edgehead classify', () => {
   });
 });
 
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
 
 /** A valid PNG signature + IHDR declaring width x height, and nothing else. */
 function pngBomb(width: number, height: number): Buffer {

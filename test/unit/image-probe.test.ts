@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { probeImage, type ImageInfo } from '../../agent/image';
-import { crc32 } from '../../agent/image/probe';
+import { crc32 } from '../../agent/util/crc32';
 import { EdgeheadError } from '../../agent/util/errors';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');

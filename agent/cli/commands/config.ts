@@ -9,7 +9,7 @@ import { renderDefaultsYaml } from '../../../config/docs';
 import { listEnvVars, NON_CONFIG_ENV_VARS } from '../../../config/env';
 import { checkConfig, ConfigError, maskSecrets, orderLikeSchema } from '../../../config/load';
 import { EdgeheadError } from '../../util/errors';
-import { type Command, help, parseCommandArgs } from '../args';
+import { type Command, commandGroup, help, parseCommandArgs } from '../args';
 
 const CHECK_USAGE = `edgehead config check [FILE] [--json]
   Validates FILE (default: $EDGEHEAD_CONFIG) together with the EDGEHEAD_* environment overrides. Valid: prints the
@@ -100,21 +100,4 @@ const envCommand: Command = {
   },
 };
 
-const SUBCOMMANDS: Command[] = [checkCommand, defaultsCommand, envCommand];
-const USAGE = ['edgehead config <subcommand>', ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`), 'Settings: docs/configuration.md'].join('\n');
-
-export const configCommand: Command = {
-  name: 'config',
-  summary: 'check a config file, print the defaults, list the environment variables (' + SUBCOMMANDS.map((c) => c.name).join(', ') + ')',
-  usage: USAGE,
-  async run(argv) {
-    const [name, ...rest] = argv;
-    if (!name || name === '--help' || name === '-h') {
-      process.stdout.write(USAGE + '\n');
-      return name ? 0 : 2;
-    }
-    const sub = SUBCOMMANDS.find((c) => c.name === name);
-    if (!sub) throw new EdgeheadError('BAD_ARGS', `unknown config subcommand "${name}"`, { hint: SUBCOMMANDS.map((c) => `edgehead config ${c.name}`).join('; ') });
-    return sub.run(rest);
-  },
-};
+export const configCommand = commandGroup('config', 'check a config file, print the defaults, list the environment variables', [checkCommand, defaultsCommand, envCommand], ['Settings: docs/configuration.md']);
