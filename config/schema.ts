@@ -66,6 +66,13 @@ export const HeadSchema = section(
   {
     file: Type.Optional(Type.String({ minLength: 1, description: 'Head file to start with (default: the bundled demo head).' })),
     maxBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Largest head file or payload accepted.' }),
+    publicKeys: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        'Ed25519 public keys (PEM files, or inline PEM) trusted to sign heads. When any is set, unsigned heads and heads signed by other keys are rejected.',
+    }),
+    testVectorTolerance: Type.Number({ exclusiveMinimum: 0, default: 1e-3, description: 'Largest |logit difference| (absolute, plus the same relative) when a head\'s test vectors are recomputed on the device.' }),
+    rejectedKeep: Type.Integer({ minimum: 0, default: 10, description: 'Rejected head payloads kept in <stateDir>/heads/rejected for inspection (oldest removed first).' }),
   },
   'Dense classification head.',
 );

@@ -121,3 +121,44 @@ export interface CommandReply {
   error?: string;
   data?: unknown;
 }
+
+/** A head as head/state describes it. */
+export interface HeadRef {
+  id: string;
+  version: number;
+  sha256: string;
+  appliedAt: string;
+}
+
+export type HeadUpdateStatus = 'applied' | 'rejected' | 'duplicate' | 'shadow' | 'promoted' | 'discarded' | 'rolled-back';
+
+/**
+ * Retained on <prefix>/<device>/head/state after every head event.
+ * correlationId = the first 16 hex digits of sha256(payload bytes as received): a publisher computes it from the
+ * file it sent and waits for a state whose lastUpdate carries it (edgehead head push does).
+ */
+export interface HeadStateMessage {
+  device: string;
+  active: HeadRef;
+  previous: HeadRef | null;
+  lastUpdate: {
+    status: HeadUpdateStatus;
+    reason?: string;
+    correlationId: string | null;
+    /** The topic the payload came on, or "cmd" for command-driven changes. */
+    via: string;
+    head?: { id: string; version: number } | null;
+    receivedAt: string;
+    /** Receipt to applied (or rejected), ms. */
+    latencyMs?: number;
+  };
+  shadow: null | {
+    candidate: { id: string; version: number; sha256: string };
+    frames: number;
+    seen: number;
+    agreement: number | null;
+    autoPromoteAgreement?: number;
+  };
+}
+
+export const correlationIdOf = (sha256Hex: string): string => sha256Hex.slice(0, 16);
