@@ -10,7 +10,10 @@ import { type BackendInfo, initBackend } from './backend/wasm';
 import type { Extractor } from './extractors/extractor';
 import { loadExtractor } from './extractors/load';
 import { DenseHead } from './head/dense-head';
-import { DEMO_HEAD_PATH, readHeadFile } from './head/files';
+import { DEMO_HEAD_PATH, readHeadBytes } from './head/files';
+import { HeadManager } from './heads/head-manager';
+import { HeadStore } from './heads/head-store';
+import { loadPublicKeys } from './heads/public-keys';
 import { Classifier } from './inference/classifier';
 import type { BrokerClient, PublishOptions } from './mqtt/broker';
 import { CommandRouter } from './mqtt/commands';
@@ -22,6 +25,7 @@ import {
   type BackendSummary,
   type BirthMessage,
   deviceTopics,
+  type HeadStateMessage,
   type OfflineMessage,
   type PredictionMessage,
   type TelemetryMessage,
@@ -76,6 +80,7 @@ export class Agent {
   private readonly filter: PredictionFilter;
   private readonly commands = new CommandRouter();
   private lastPrediction: PredictionMessage | undefined;
+  private heads!: HeadManager;
   private stopped: Promise<void> | undefined;
 
   constructor(private readonly deps: AgentDeps) {
@@ -96,7 +101,7 @@ export class Agent {
     fs.mkdirSync(cfg.stateDir, { recursive: true });
     this.run = nextRunNumber(cfg.stateDir);
     this.backend = await initBackend({ backend: cfg.backend.name, threads: cfg.backend.threads });
-    const headFile = readHeadFile(cfg.head.file ?? DEMO_HEAD_PATH(), cfg.head.maxBytes);
+    const publicKeys = loadPublicKeys(cfg.head.publicKeys);
     this.extractor = await loadExtractor({
       ref: cfg.extractor.ref,
       outputNode: cfg.extractor.outputNode,
@@ -104,7 +109,8 @@ export class Agent {
       cacheDir: cfg.stateDir,
       timeoutMs: cfg.extractor.downloadTimeoutMs,
     });
-    const head = DenseHead.fromFile(headFile);
+    this.heads = new HeadManager(new HeadStore(cfg.stateDir, cfg.head.maxBytes, cfg.head.rejectedKeep), cfg.head, this.extractor.info, publicKeys, this.deviceId);
+    const head = DenseHead.fromFile(this.heads.initial(readHeadBytes(cfg.head.file ?? DEMO_HEAD_PATH(), cfg.head.maxBytes)));
     this.classifier = new Classifier(this.extractor, head, { resize: cfg.preprocess.resize, maxPixels: cfg.preprocess.maxPixels, topK: cfg.predictions.topK });
 
     this.queue = this.deps.queue ?? new DiskQueue({ dir: path.join(cfg.stateDir, 'queue'), maxBytes: Math.round(cfg.offline.maxMB * 1024 * 1024) });
@@ -112,10 +118,23 @@ export class Agent {
     await this.maybeStartEmbeddedBroker();
     this.broker = this.deps.broker ?? new MqttJsClient({ cfg: cfg.mqtt, clientId: this.deviceId, will: this.statusMessage('connection lost') });
     this.publisher = new ReliablePublisher(this.broker, this.queue);
+    this.heads.attach({
+      lastFeatures: () => this.classifier.lastFeatures,
+      swap: (h) => {
+        this.filter.reset();
+        return this.classifier.swapHead(h);
+      },
+      top1: (h, features) => this.classifier.predictFeatures(features, h)[0]!.label,
+      publishState: (state) => this.publishHeadState(state),
+      repredictLastFrame: () => this.repredictLastFrame(),
+    });
     this.registerCommands();
-    this.broker.onConnect(() => void this.publishBirth());
-    this.broker.onMessage((topic, payload) => void this.onMessage(topic, payload));
-    this.broker.subscribe([this.topics.cmd]);
+    this.broker.onConnect(() => {
+      void this.publishBirth();
+      void this.heads.publishCurrent();
+    });
+    this.broker.onMessage((topic, payload, retained) => void this.onMessage(topic, payload, retained));
+    this.broker.subscribe([this.topics.cmd, this.topics.headSet, ...this.topics.groupHeadSet, this.topics.allHeadSet]);
     this.broker.start();
 
     this.source = this.deps.source ?? createFrameSource(cfg.source);
@@ -175,6 +194,7 @@ export class Agent {
       };
       this.stats.ok++;
       this.stats.record({ ...msg.ms, total: performance.now() - t0 });
+      this.heads.onFrame(this.classifier.lastFeatures!, msg.top[0]!.label);
       this.lastPrediction = msg;
       await this.emitPrediction(msg);
       return msg;
@@ -195,6 +215,33 @@ export class Agent {
     }
     await this.publisher.publish({ topic: this.topics.predictions, payload: JSON.stringify(msg), qos: this.config.predictions.qos, retain: false });
     this.stats.published++;
+  }
+
+  /** The last frame predicted again by the (new) active head: published at once after a head change. */
+  private async repredictLastFrame(): Promise<void> {
+    const last = this.lastPrediction;
+    const features = this.classifier.lastFeatures;
+    if (!last || !features) return;
+    const t0 = performance.now();
+    const top = this.classifier.predictFeatures(features).map((p) => ({ label: p.label, score: Math.round(p.score * 10000) / 10000 }));
+    const head = this.classifier.head.manifest;
+    const msg: PredictionMessage = {
+      ...last,
+      frameId: ++this.frameId,
+      top,
+      head: { id: head.id, version: head.version },
+      ms: { capture: 0, decode: 0, resize: 0, extract: 0, head: Math.round((performance.now() - t0) * 10) / 10 },
+      reason: 'head-swap',
+    };
+    this.lastPrediction = msg;
+    await this.emitPrediction(msg);
+  }
+
+  private async publishHeadState(state: HeadStateMessage): Promise<void> {
+    if (!this.broker.connected) return; // republished on every connection
+    await this.broker.publish(this.topics.headState, JSON.stringify(state), { qos: 1, retain: true }).catch((e) => {
+      log.warn('head state not published', { error: describeError(e) });
+    });
   }
 
   private consoleOn(): boolean {
@@ -275,10 +322,27 @@ export class Agent {
       }
       throw new EdgeheadError('CAPTURE', 'a frame is still in flight; try again');
     });
-    this.commands.register('status', async () => ({ birth: this.birthMessage(), telemetry: this.telemetry() }));
+    this.commands.register('status', async () => ({ birth: this.birthMessage(), telemetry: this.telemetry(), head: this.heads.stateMessage() }));
+    this.commands.register('rollback', () => this.heads.rollback());
+    this.commands.register('promote', () => this.heads.promote());
+    this.commands.register('discard', () => this.heads.discard());
+    this.commands.register('shadow', async (args) => {
+      this.heads.armShadow(args.frames as number, args.autoPromoteAgreement as number | undefined);
+      return { armed: true, frames: args.frames, note: 'the next head received runs in shadow mode' };
+    });
   }
 
-  private async onMessage(topic: string, payload: Buffer): Promise<void> {
+  private isHeadTopic(topic: string): boolean {
+    return topic === this.topics.headSet || topic === this.topics.allHeadSet || this.topics.groupHeadSet.includes(topic);
+  }
+
+  private async onMessage(topic: string, payload: Buffer, retained: boolean): Promise<void> {
+    if (this.isHeadTopic(topic)) {
+      // An empty payload on a group/fleet topic is an operator clearing the retained head, not an update.
+      if (payload.byteLength === 0 && topic !== this.topics.headSet) return;
+      await this.heads.handlePayload(topic, new Uint8Array(payload), retained).catch((e) => log.error('head update failed', { error: describeError(e) }));
+      return;
+    }
     if (topic !== this.topics.cmd) return;
     const reply = await this.commands.handle(payload);
     if (!reply.ok) log.info('command rejected', { id: reply.id, error: reply.error });
@@ -308,6 +372,7 @@ export class Agent {
     await step('mqtt', () => this.broker?.stop(this.statusMessage('shutdown'), 1500));
     await step('queue', () => this.queue?.close());
     await step('embedded broker', () => this.embedded?.close());
+    this.heads?.dispose();
     this.classifier?.head.dispose();
     this.extractor?.dispose();
     log.info('agent stopped', { frames: this.stats.ok, failed: this.stats.failed });

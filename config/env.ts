@@ -26,6 +26,7 @@ export const NON_CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   EDGEHEAD_WASM_DIR: 'Folder holding the tfjs-backend-wasm*.wasm binaries.',
   EDGEHEAD_LOG_LEVEL: 'Log level of every command, read at start-up (also overrides log.level).',
   EDGEHEAD_LOG_FORMAT: 'Log format of every command, read at start-up (also overrides log.format).',
+  EDGEHEAD_TEST_PERSIST_PAUSE_MS: 'Tests only: pause between the two renames that make a new head active (kill -9 tests).',
 };
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ import { decodeHead, encodeHead, type HeadFile } from './format';
 export const DEMO_HEAD_PATH = (): string => resourcePath('assets', 'heads', 'demo.head');
 
 export function readHeadFile(file: string, maxBytes: number): HeadFile {
+  return readHeadBytes(file, maxBytes).head;
+}
+
+/** The file's bytes (the wire format, as persisted and re-sent) and the decoded head. */
+export function readHeadBytes(file: string, maxBytes: number): { bytes: Uint8Array; head: HeadFile } {
   let bytes: Buffer;
   try {
     const st = fs.statSync(file);
@@ -18,7 +23,8 @@ export function readHeadFile(file: string, maxBytes: number): HeadFile {
     throw new EdgeheadError('BAD_HEAD', `cannot read head file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
-    return decodeHead(new Uint8Array(bytes), { maxBytes });
+    const raw = new Uint8Array(bytes);
+    return { bytes: raw, head: decodeHead(raw, { maxBytes }) };
   } catch (e) {
     if (e instanceof EdgeheadError) throw new EdgeheadError(e.code, `${file}: ${e.message}`, { hint: e.hint });
     throw e;

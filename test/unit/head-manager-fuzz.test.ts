@@ -1,0 +1,97 @@
+/**
+ * HeadManager under 3,000 mutated payloads (bit flips, truncations, random bytes, spliced sections) with signatures
+ * required: no crash, nothing but rejections, the active head never changes, tensors and memory stay flat.
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { DenseHead } from '../../agent/head/dense-head';
+import { encodeHead, makeHeadFile } from '../../agent/head/format';
+import { generateKeyPair, signHead } from '../../agent/head/signature';
+import { HeadManager } from '../../agent/heads/head-manager';
+import { HeadStore } from '../../agent/heads/head-store';
+import type { HeadStateMessage } from '../../agent/mqtt/topics';
+import { configureLogging } from '../../agent/util/log';
+import { prng } from '../../agent/util/prng';
+import { defaultConfig } from '../../config/defaults';
+import { tmpDir } from '../support/cli';
+
+before(async () => {
+  tf.env().set('PROD', true);
+  configureLogging({ level: 'silent' }); // 3,000 rejections would be 3,000 warnings
+  await tf.setBackend('cpu');
+});
+
+test('3,000 mutated payloads: all rejected, active head unchanged, tensors and heap flat', async () => {
+  const D = 16;
+  const keys = generateKeyPair();
+  const extractor = { id: 'x', fingerprint: 'cd'.repeat(32), featureDim: D };
+  const rand = prng(2024);
+  const kernel = Float32Array.from({ length: D * 3 }, () => rand() - 0.5);
+  const make = (version: number) =>
+    encodeHead(signHead(makeHeadFile({ id: 'h', version, classes: ['a', 'b', 'c'], extractor, kernel, bias: new Float32Array(3), testVectors: [{ features: Array(D).fill(0.5), logits: [0, 0, 0].map((_, j) => 0.5 * kernel.filter((_, i) => i % 3 === j).reduce((a, b) => a + b, 0)) }] }), keys.privateKeyPem));
+  const cfg = { ...defaultConfig().head, rejectedKeep: 3 };
+  const store = new HeadStore(tmpDir(), cfg.maxBytes, cfg.rejectedKeep);
+  const states: HeadStateMessage[] = [];
+  let current: DenseHead;
+  const manager = new HeadManager(store, cfg, extractor, [keys.publicKeyPem], 'dev');
+  current = DenseHead.fromFile(manager.initial({ bytes: make(1), head: (await import('../../agent/head/format')).decodeHead(make(1)) }));
+  manager.attach({
+    lastFeatures: () => new Float32Array(D).fill(0.25),
+    swap: (h) => {
+      const old = current;
+      current = h;
+      return old;
+    },
+    top1: (h, f) => h.predict(tf.tensor2d(f, [1, D]), 1)[0]![0]!.label,
+    publishState: async (s) => void states.push(s),
+    repredictLastFrame: async () => undefined,
+  });
+  const v2 = make(2);
+  await manager.handlePayload('t', v2, false);
+  assert.equal(states.at(-1)!.lastUpdate.status, 'applied');
+
+  const tensorsBefore = tf.memory().numTensors;
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const statuses = new Map<string, number>();
+  for (let i = 0; i < 3000; i++) {
+    const b = Buffer.from(v2);
+    let p: Buffer;
+    switch (i % 5) {
+      case 0: // bit flips
+        for (let k = 0; k < 1 + Math.floor(rand() * 8); k++) b[Math.floor(rand() * b.length)] ^= 1 << Math.floor(rand() * 8);
+        p = b;
+        break;
+      case 1: // truncation
+        p = b.subarray(0, Math.floor(rand() * b.length));
+        break;
+      case 2: // random bytes
+        p = Buffer.from(Array.from({ length: Math.floor(rand() * 3000) }, () => Math.floor(rand() * 256)));
+        break;
+      case 3: // random overwrite of a run of bytes
+        {
+          const at = Math.floor(rand() * b.length);
+          for (let k = at; k < Math.min(b.length, at + 1 + Math.floor(rand() * 64)); k++) b[k] = Math.floor(rand() * 256);
+          p = b;
+        }
+        break;
+      default: // a section of another version spliced in
+        p = Buffer.concat([b.subarray(0, Math.floor(rand() * b.length)), Buffer.from(make(3)).subarray(Math.floor(rand() * 500))]);
+    }
+    await manager.handlePayload('t', new Uint8Array(p), false);
+    const s = states.at(-1)!;
+    statuses.set(s.lastUpdate.status, (statuses.get(s.lastUpdate.status) ?? 0) + 1);
+    assert.ok(s.lastUpdate.status === 'rejected' || s.lastUpdate.status === 'duplicate', `payload ${i}: ${s.lastUpdate.status}`);
+    assert.deepEqual([s.active.id, s.active.version], ['h', 2]);
+  }
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'tensor count flat');
+  global.gc?.();
+  const grewMB = (process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024;
+  assert.ok(grewMB < 64, `heap grew ${grewMB.toFixed(1)} MB`);
+  assert.ok((statuses.get('rejected') ?? 0) > 2900, JSON.stringify([...statuses]));
+  process.stdout.write(`# statuses: ${JSON.stringify(Object.fromEntries(statuses))}, heap growth ${grewMB.toFixed(1)} MB\n`);
+  current.dispose();
+  manager.dispose();
+});
