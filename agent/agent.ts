@@ -81,6 +81,9 @@ export class Agent {
   private readonly commands = new CommandRouter();
   private lastPrediction: PredictionMessage | undefined;
   private heads!: HeadManager;
+  /** Frames started and not finished; heads replaced meanwhile are disposed when this drops to 0. */
+  private framesInFlight = 0;
+  private retiredHeads: DenseHead[] = [];
   private stopped: Promise<void> | undefined;
 
   constructor(private readonly deps: AgentDeps) {
@@ -122,7 +125,9 @@ export class Agent {
       lastFeatures: () => this.classifier.lastFeatures,
       swap: (h) => {
         this.filter.reset();
-        return this.classifier.swapHead(h);
+        const old = this.classifier.swapHead(h);
+        if (this.framesInFlight > 0) this.retiredHeads.push(old);
+        else old.dispose();
       },
       top1: (h, features) => this.classifier.predictFeatures(features, h)[0]!.label,
       publishState: (state) => this.publishHeadState(state),
@@ -177,10 +182,13 @@ export class Agent {
   /** Takes, classifies and publishes one frame. Errors are logged and counted; the loop goes on. */
   async frame(reason?: PredictionMessage['reason']): Promise<PredictionMessage | undefined> {
     const t0 = performance.now();
+    // A frame finishes on the head it started with, even if a new head is swapped in while it is being captured.
+    const pinned = this.classifier.head;
+    this.framesInFlight++;
     try {
       const frame = await this.source.capture();
-      const result = this.classifier.classify(frame.bytes);
-      const head = this.classifier.head.manifest;
+      const result = this.classifier.classify(frame.bytes, pinned);
+      const head = pinned.manifest;
       const msg: PredictionMessage = {
         ts: new Date(frame.capturedAt).toISOString(),
         run: this.run,
@@ -194,7 +202,7 @@ export class Agent {
       };
       this.stats.ok++;
       this.stats.record({ ...msg.ms, total: performance.now() - t0 });
-      this.heads.onFrame(this.classifier.lastFeatures!, msg.top[0]!.label);
+      if (pinned === this.classifier.head) this.heads.onFrame(this.classifier.lastFeatures!, msg.top[0]!.label);
       this.lastPrediction = msg;
       await this.emitPrediction(msg);
       return msg;
@@ -203,6 +211,8 @@ export class Agent {
       log.warn('frame failed', { error: describeError(e) });
       if (reason === 'capture') throw e;
       return undefined;
+    } finally {
+      if (--this.framesInFlight === 0) for (const h of this.retiredHeads.splice(0)) h.dispose();
     }
   }
 
@@ -373,6 +383,7 @@ export class Agent {
     await step('queue', () => this.queue?.close());
     await step('embedded broker', () => this.embedded?.close());
     this.heads?.dispose();
+    for (const h of this.retiredHeads.splice(0)) h.dispose();
     this.classifier?.head.dispose();
     this.extractor?.dispose();
     log.info('agent stopped', { frames: this.stats.ok, failed: this.stats.failed });

@@ -45,9 +45,8 @@ async function main(): Promise<void> {
     manager.attach({
       lastFeatures: () => features,
       swap: (h) => {
-        const old = current;
+        current.dispose();
         current = h;
-        return old;
       },
       top1: (h, f) => tf.tidy(() => h.predict(tf.tensor2d(f, [1, D]), 1)[0]![0]!.label),
       publishState: async () => void done++,

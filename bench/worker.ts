@@ -52,7 +52,7 @@ function vgaJpeg(src: Uint8Array): Uint8Array {
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2]!) as Args;
   const backend = await initBackend({ backend: a.path === 'cpu' ? 'cpu' : 'wasm', threads: a.threads });
-  const extractor = await loadExtractor({ ref: a.extractor, fused: a.path === 'edgehead' } as Parameters<typeof loadExtractor>[0]);
+  const extractor = await loadExtractor({ ref: a.extractor, fused: a.path === 'edgehead' });
   const headFile = readHeadFile(DEMO_HEAD_PATH(), 1 << 24);
   const head = DenseHead.fromFile({ ...headFile, manifest: { ...headFile.manifest, featureDim: extractor.info.featureDim } , kernel: new Float32Array(extractor.info.featureDim * headFile.manifest.classes.length), bias: headFile.bias });
   const frames = sampleFrames();

@@ -1,12 +1,55 @@
-/** Extractor over a TF.js layers (Keras) model (tfjs-layers). */
+/**
+ * Extractor over a TF.js layers (Keras) model. By default the model runs on the fused executor (fused-layers.ts:
+ * BatchNorm folded into the convs, ReLU6 fused, see docs/fusion.md); models it does not cover, and `fused: false`,
+ * run on tfjs-layers ("stock"). Both give the same features; the fingerprint is that of the model files either way.
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import { type LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
 import { EdgeheadError } from '../util/errors';
+import { createLogger } from '../util/log';
 import { type Extractor, makeExtractor, type PartialInfo } from './extractor';
+import { buildFusedLayersModel } from './fused-layers';
 import { staticInputSize } from './graph-extractor';
+import { KerasUnsupported } from './keras-graph';
 import { type ModelFolder, toArtifacts } from './model-files';
 
-export async function loadLayersExtractor(folder: ModelFolder, info: PartialInfo): Promise<Extractor> {
+const log = createLogger('extractor:layers');
+
+export interface LayersExtractorOptions {
+  /** Run on the fused executor when the model allows it (default true); false = tfjs-layers. */
+  fused?: boolean;
+}
+
+export async function loadLayersExtractor(folder: ModelFolder, info: PartialInfo, opts: LayersExtractorOptions = {}): Promise<Extractor> {
+  if (opts.fused !== false) {
+    try {
+      return loadFusedLayersExtractor(folder, info);
+    } catch (e) {
+      const fields = { model: info.source, reason: (e as Error).message };
+      if (e instanceof KerasUnsupported) log.debug('fused executor does not cover this model; running it on tfjs-layers', fields);
+      else {
+        log.warn('fused executor failed; running the model on tfjs-layers', fields);
+        log.debug('fused executor failure', { stack: (e as Error).stack });
+      }
+    }
+  }
+  return loadStockLayersExtractor(folder, info);
+}
+
+/** The fused executor only: throws KerasUnsupported (or the build's error) instead of falling back. */
+export function loadFusedLayersExtractor(folder: ModelFolder, info: PartialInfo): Extractor {
+  const model = buildFusedLayersModel(folder);
+  try {
+    const inputSize = info.inputSize ?? staticInputSize([null, ...model.inputShape]) ?? [224, 224];
+    return makeExtractor(info, inputSize, (x) => model.predict(x), () => model.dispose());
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** tfjs-layers' LayersModel, as a tfjs user would run it. */
+export async function loadStockLayersExtractor(folder: ModelFolder, info: PartialInfo): Promise<Extractor> {
   let model: LayersModel;
   try {
     model = await loadLayersModel(tf.io.fromMemory(toArtifacts(folder)));

@@ -20,6 +20,8 @@ export interface ExtractorSpec {
   /** Overrides for models that do not declare them (catalogue models declare their own). */
   valueRange?: [number, number];
   inputSize?: [number, number];
+  /** Layers models: run the fused executor (BatchNorm folded, activations fused); false = tfjs-layers as shipped. */
+  fused?: boolean;
   cacheDir?: string;
   timeoutMs?: number;
   onProgress?: DownloadOptions['onProgress'];
@@ -46,13 +48,11 @@ export async function loadExtractor(spec: ExtractorSpec): Promise<Extractor> {
         hint: 'run `npm run models` (or npm ci) to convert the bundled weights',
       });
     }
-    const extractor = await build(folder, {
-      id: entry.id,
-      source: 'catalogue',
-      format: entry.format,
-      valueRange: entry.valueRange,
-      inputSize: entry.inputSize,
-    });
+    const extractor = await build(
+      folder,
+      { id: entry.id, source: 'catalogue', format: entry.format, valueRange: entry.valueRange, inputSize: entry.inputSize },
+      spec.fused,
+    );
     if (extractor.info.featureDim !== entry.featureDim) {
       extractor.dispose();
       throw new EdgeheadError('BAD_MODEL', `${entry.id} gives ${extractor.info.featureDim}-d features, expected ${entry.featureDim}`);
@@ -80,24 +80,22 @@ export async function loadExtractor(spec: ExtractorSpec): Promise<Extractor> {
   }
   const folder = readModelFolder(dir);
   const format = folder.json.format === 'graph-model' ? 'graph' : 'layers';
-  return build(folder, {
-    id: path.basename(dir),
-    source: spec.ref,
-    format,
-    valueRange: spec.valueRange ?? [0, 1],
-    inputSize: spec.inputSize,
-    outputNode: spec.outputNode,
-  });
+  return build(
+    folder,
+    { id: path.basename(dir), source: spec.ref, format, valueRange: spec.valueRange ?? [0, 1], inputSize: spec.inputSize, outputNode: spec.outputNode },
+    spec.fused,
+  );
 }
 
 async function build(
   folder: ModelFolder,
   base: Pick<ExtractorInfo, 'id' | 'source' | 'format' | 'valueRange'> & { inputSize?: [number, number]; outputNode?: string },
+  fused = true,
 ): Promise<Extractor> {
   const info = {
     ...base,
     fingerprint: fingerprintOf(folder, base.outputNode),
     paramCount: paramCountOf(folder),
   };
-  return base.format === 'graph' ? loadGraphExtractor(folder, info) : loadLayersExtractor(folder, info);
+  return base.format === 'graph' ? loadGraphExtractor(folder, info) : loadLayersExtractor(folder, info, { fused });
 }

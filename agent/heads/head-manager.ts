@@ -21,8 +21,8 @@ const log = createLogger('heads');
 /** What the manager needs from the agent. */
 export interface HeadHost {
   lastFeatures(): Float32Array | undefined;
-  /** Installs `head` for the next frame; returns the previous one. */
-  swap(head: DenseHead): DenseHead;
+  /** Installs `head` for the next frame and disposes the previous one once no frame in flight uses it. */
+  swap(head: DenseHead): void;
   /** Top-1 label of `head` for these features. */
   top1(head: DenseHead, features: Float32Array): string;
   publishState(state: HeadStateMessage): Promise<void>;
@@ -37,6 +37,16 @@ interface Shadow {
   seen: number;
   agree: number;
   autoPromoteAgreement?: number;
+  /** The topic the candidate came on. */
+  via: string;
+}
+
+/** Precedence of the topic a head came on: a head for this device beats a group head beats a fleet head. */
+export function scopeRank(topic: string | undefined): number {
+  if (!topic) return 0;
+  if (/\/all\/head\/set$/.test(topic)) return 1;
+  if (/\/groups\/[^/]+\/head\/set$/.test(topic)) return 2;
+  return topic.endsWith('/head/set') ? 3 : 0;
 }
 
 export class HeadManager {
@@ -130,27 +140,35 @@ export class HeadManager {
       await this.publish(update('duplicate', verdict.file, verdict.reason));
       return;
     }
+    const activeVia = state.via?.active;
+    if (verdict.file.manifest.id !== this.active.head.manifest.id && scopeRank(topic) < scopeRank(activeVia)) {
+      verdict.head.dispose();
+      const reason = `lower precedence: the active head ${this.active.head.manifest.id} came on ${activeVia}; a head on ${topic} does not replace it (push to the device topic, or roll back first)`;
+      log.warn('head not applied', { topic, correlationId, reason });
+      await this.publish(update('rejected', verdict.file, reason));
+      return;
+    }
     const shadowCfg = this.armedShadow ?? verdict.file.manifest.shadow;
     if (shadowCfg && shadowCfg.frames > 0) {
       this.armedShadow = undefined;
       this.endShadow();
       await this.store.writeCandidate(bytes);
-      this.shadow = { stored: { bytes, head: verdict.file, appliedAt: receivedAt.toISOString() }, head: verdict.head, frames: shadowCfg.frames, seen: 0, agree: 0, autoPromoteAgreement: shadowCfg.autoPromoteAgreement };
+      this.shadow = { stored: { bytes, head: verdict.file, appliedAt: receivedAt.toISOString() }, head: verdict.head, frames: shadowCfg.frames, seen: 0, agree: 0, autoPromoteAgreement: shadowCfg.autoPromoteAgreement, via: topic };
       log.info('head in shadow mode', { id: verdict.file.manifest.id, version: verdict.file.manifest.version, frames: shadowCfg.frames });
       await this.publish(update('shadow', verdict.file, `running beside the active head for ${shadowCfg.frames} frames`));
       return;
     }
-    await this.apply({ bytes, head: verdict.file, appliedAt: '' }, verdict.head);
+    await this.apply({ bytes, head: verdict.file, appliedAt: '' }, verdict.head, topic);
     log.info('head applied', { id: verdict.file.manifest.id, version: verdict.file.manifest.version, correlationId, ms: update('applied', undefined).latencyMs });
     await this.publish(update('applied', verdict.file));
     await this.host!.repredictLastFrame();
   }
 
   /** Persist, warm up, swap, dispose. */
-  private async apply(next: StoredHead, head: DenseHead): Promise<void> {
+  private async apply(next: StoredHead, head: DenseHead, via: string): Promise<void> {
     const appliedAt = new Date().toISOString();
     try {
-      await this.store.activate(next.bytes, this.active, appliedAt);
+      await this.store.activate(next.bytes, this.active, appliedAt, via);
       const features = this.host!.lastFeatures();
       if (features) this.host!.top1(head, features); // warm-up on the last frame's features
     } catch (e) {
@@ -159,7 +177,7 @@ export class HeadManager {
     }
     this.previous = this.active;
     this.active = { ...next, appliedAt };
-    this.host!.swap(head).dispose();
+    this.host!.swap(head);
   }
 
   rollback(): Promise<HeadRef> {
@@ -173,7 +191,7 @@ export class HeadManager {
       const old = this.active;
       this.active = { ...prev, appliedAt: now };
       this.previous = old;
-      this.host!.swap(head).dispose();
+      this.host!.swap(head);
       await this.publish({ status: 'rolled-back', correlationId: null, via: 'cmd', head: { id: prev.head.manifest.id, version: prev.head.manifest.version }, receivedAt: now });
       await this.host!.repredictLastFrame();
       return this.ref(this.active);
@@ -207,7 +225,7 @@ export class HeadManager {
       const s = this.shadow;
       if (!s) throw new EdgeheadError('BAD_ARGS', 'no head in shadow mode');
       this.shadow = undefined;
-      await this.apply(s.stored, s.head);
+      await this.apply(s.stored, s.head, s.via);
       this.store.removeCandidate();
       await this.publish({ status: 'promoted', reason, correlationId: correlationIdOf(sha256Hex(s.stored.bytes)), via: 'cmd', head: this.headId(s.stored), receivedAt: new Date().toISOString() });
       await this.host!.repredictLastFrame();

@@ -27,6 +27,8 @@ export interface PersistedState {
   /** sha256 of the last payload processed per topic: a retained re-delivery of it is ignored. */
   processed: Record<string, string>;
   appliedAt: { active?: string; previous?: string };
+  /** The topic each head came on (its precedence: device > group > fleet). */
+  via?: { active?: string; previous?: string };
 }
 
 type Slot = 'active' | 'previous' | 'candidate';
@@ -65,7 +67,7 @@ export class HeadStore {
   }
 
   /** Makes `bytes` the active head; the current active one (if any) becomes previous. */
-  async activate(bytes: Uint8Array, current: { bytes: Uint8Array; appliedAt: string } | undefined, appliedAt: string): Promise<void> {
+  async activate(bytes: Uint8Array, current: { bytes: Uint8Array; appliedAt: string } | undefined, appliedAt: string, via = 'unknown'): Promise<void> {
     const tmp = await this.writeTemp('incoming', bytes);
     if (current) {
       if (fs.existsSync(this.file('active'))) fs.renameSync(this.file('active'), this.file('previous'));
@@ -77,7 +79,7 @@ export class HeadStore {
       await new Promise((r) => setTimeout(r, this.pauseMs));
     }
     this.renameInto(tmp, 'active');
-    this.updateState((s) => ({ ...s, appliedAt: { active: appliedAt, previous: current?.appliedAt } }));
+    this.updateState((s) => ({ ...s, appliedAt: { active: appliedAt, previous: current?.appliedAt }, via: { active: via, previous: s.via?.active } }));
   }
 
   /** Swaps active and previous (rollback). */
@@ -89,7 +91,7 @@ export class HeadStore {
     fs.renameSync(p, a);
     fs.renameSync(t, p);
     this.fsyncDir();
-    this.updateState((s) => ({ ...s, appliedAt: { active: now, previous: s.appliedAt.active } }));
+    this.updateState((s) => ({ ...s, appliedAt: { active: now, previous: s.appliedAt.active }, via: { active: s.via?.previous, previous: s.via?.active } }));
   }
 
   async writeCandidate(bytes: Uint8Array): Promise<void> {

@@ -14,6 +14,9 @@ export function loadPublicKeys(entries: readonly string[]): string[] {
         throw new EdgeheadError('BAD_CONFIG', `${where}: cannot read ${entry}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
     }
+    if (/PRIVATE KEY/.test(pem)) {
+      throw new EdgeheadError('BAD_CONFIG', `${where}: this is a PRIVATE key; devices must only hold the public key (the .pub file from edgehead head keygen)`);
+    }
     try {
       const key = createPublicKey(pem);
       if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType} key, not ed25519`);

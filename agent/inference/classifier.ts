@@ -49,11 +49,12 @@ export class Classifier {
     return this.last;
   }
 
-  classify(bytes: Uint8Array): Classification {
+  /** `head`: the head to use (a frame pins the head it started with; see Agent.frame). */
+  classify(bytes: Uint8Array, head: DenseHead = this.headRef): Classification {
     const { features, timings, width, height } = extractFeatures(this.extractor, bytes, this.opts);
     this.last = features;
     const t0 = performance.now();
-    const predictions = this.predictFeatures(features);
+    const predictions = this.predictFeatures(features, head);
     return { predictions, timings: { ...timings, head: performance.now() - t0 }, width, height };
   }
 

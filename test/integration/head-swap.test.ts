@@ -53,13 +53,18 @@ describe('head hot-swap over MQTT', { skip }, () => {
       const swapMsg = await sub.waitFor('head-swap prediction', () => preds(sub, dev).find((p) => p.reason === 'head-swap'));
       assert.equal(swapMsg.head.id, 'landsea');
       await sub.waitFor('5 frames after the swap', () => preds(sub, dev).filter((p) => p.frameId > swapMsg.frameId).length >= 5);
+      // A frame that was being captured when the swap landed finishes on the old head (at most one: runs never
+      // overlap); every frame after that uses the new head and its labels.
       const after = preds(sub, dev).filter((p) => p.frameId > swapMsg.frameId);
-      for (const p of after) {
+      const inFlight = after.filter((p) => p.head.id === 'demo');
+      assert.ok(inFlight.length <= 1, `old-head frames after the swap: ${inFlight.map((p) => p.frameId)}`);
+      if (inFlight.length) assert.equal(inFlight[0]!.frameId, swapMsg.frameId + 1);
+      for (const p of after.filter((x) => x.head.id !== 'demo')) {
         assert.equal(p.head.id, 'landsea');
         assert.ok(['land', 'sea'].includes(p.top[0]!.label));
       }
-      const before = preds(sub, dev).filter((p) => p.frameId < swapMsg.frameId);
-      assert.ok(before.every((p) => p.head.id === 'demo'));
+      const firstNew = preds(sub, dev).find((p) => p.head.id === 'landsea' && !p.reason)!;
+      assert.ok(preds(sub, dev).filter((p) => p.frameId > firstNew.frameId).every((p) => p.head.id === 'landsea'), 'no old-head frame after a new-head frame');
 
       // Rollback: the demo head (4 classes) is back.
       await sub.client.publishAsync(`edgehead/${dev}/cmd`, JSON.stringify({ id: 'rb', cmd: 'rollback' }), { qos: 1 });

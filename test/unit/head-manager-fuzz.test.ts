@@ -40,9 +40,8 @@ test('3,000 mutated payloads: all rejected, active head unchanged, tensors and h
   manager.attach({
     lastFeatures: () => new Float32Array(D).fill(0.25),
     swap: (h) => {
-      const old = current;
+      current.dispose();
       current = h;
-      return old;
     },
     top1: (h, f) => h.predict(tf.tensor2d(f, [1, D]), 1)[0]![0]!.label,
     publishState: async (s) => void states.push(s),
@@ -94,4 +93,31 @@ test('3,000 mutated payloads: all rejected, active head unchanged, tensors and h
   process.stdout.write(`# statuses: ${JSON.stringify(Object.fromEntries(statuses))}, heap growth ${grewMB.toFixed(1)} MB\n`);
   current.dispose();
   manager.dispose();
+});
+
+test('precedence: a fleet head with another id does not replace a head pushed to the device; a group head does not either', async () => {
+  const D = 4;
+  const extractor = { id: 'x', fingerprint: 'ef'.repeat(32), featureDim: D };
+  const mk = (id: string, version: number) => encodeHead(makeHeadFile({ id, version, classes: ['a', 'b'], extractor, kernel: new Float32Array(D * 2), bias: new Float32Array(2) }));
+  const cfg = defaultConfig().head;
+  const store = new HeadStore(tmpDir(), cfg.maxBytes, 0);
+  const states: HeadStateMessage[] = [];
+  let current: DenseHead | undefined;
+  const { decodeHead } = await import('../../agent/head/format');
+  const manager = new HeadManager(store, cfg, extractor, [], 'dev');
+  current = DenseHead.fromFile(manager.initial({ bytes: mk('base', 1), head: decodeHead(mk('base', 1)) }));
+  manager.attach({ lastFeatures: () => undefined, swap: (h) => { current!.dispose(); current = h; }, top1: () => 'a', publishState: async (s) => void states.push(s), repredictLastFrame: async () => undefined });
+  await manager.handlePayload('edgehead/all/head/set', mk('fleet', 1), false);
+  assert.equal(states.at(-1)!.active.id, 'fleet', 'a fleet head replaces the initial head');
+  await manager.handlePayload('edgehead/dev/head/set', mk('mine', 1), false);
+  assert.equal(states.at(-1)!.active.id, 'mine');
+  await manager.handlePayload('edgehead/all/head/set', mk('fleet2', 1), false);
+  assert.equal(states.at(-1)!.lastUpdate.status, 'rejected');
+  assert.match(states.at(-1)!.lastUpdate.reason!, /lower precedence/);
+  await manager.handlePayload('edgehead/groups/g/head/set', mk('group', 1), false);
+  assert.match(states.at(-1)!.lastUpdate.reason!, /lower precedence/);
+  assert.equal(states.at(-1)!.active.id, 'mine');
+  await manager.handlePayload('edgehead/dev/head/set', mk('mine', 2), false);
+  assert.equal(states.at(-1)!.active.version, 2, 'the device topic still updates it');
+  current!.dispose();
 });
