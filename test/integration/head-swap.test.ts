@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { correlationIdOf, type HeadStateMessage, type PredictionMessage } from '../../agent/mqtt/topics';
 import { sha256Hex } from '../../agent/util/hash';
 import { AgentProcess, Collector, testConfig } from '../support/agent-process';
-import { tmpDir } from '../support/cli';
+import { runCli, tmpDir } from '../support/cli';
 import { decoded, rawEncode, trainLandSeaHead } from '../support/heads';
 import { Mosquitto, MOSQUITTO } from '../support/mosquitto';
 
@@ -81,6 +81,32 @@ describe('head hot-swap over MQTT', { skip }, () => {
       const ids = preds(sub, dev).map((p) => p.frameId);
       assert.deepEqual(ids, ids.map((_, i) => i + 1), 'contiguous frame ids');
       assert.match(agent.stderr, /agent stopped frames=\d+ failed=0/);
+    } finally {
+      await agent.kill('SIGKILL');
+      await sub.close();
+    }
+  });
+
+  test('edgehead head push --device against the real agent: table says applied, exit 0; a rejected push exits 1', async () => {
+    const dev = 'dev-push';
+    const sub = await Collector.connect(m.url, [`edgehead/${dev}/#`]);
+    const agent = AgentProcess.start(testConfig(m.url, { device: { id: dev } }));
+    try {
+      await sub.waitFor('agent up', () => preds(sub, dev).length >= 1, 60_000);
+      const ok = await runCli(['head', 'push', '--broker', m.url, '--device', dev, '--timeout', '30', fileB]);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, new RegExp(`^${dev}\\s+applied\\b`, 'm'));
+      await sub.waitFor('landsea predictions', () => preds(sub, dev).some((p) => p.head.id === 'landsea' && !p.reason));
+      const again = await runCli(['head', 'push', '--broker', m.url, '--device', dev, '--timeout', '30', fileB]);
+      assert.equal(again.code, 0, again.stdout);
+      assert.match(again.stdout, new RegExp(`^${dev}\\s+duplicate\\b`, 'm'));
+      // A head for another extractor: the device rejects it, push reports the reason and exits 1.
+      const h = decoded(headB);
+      const wrong = path.join(dir, 'wrong.head');
+      fs.writeFileSync(wrong, rawEncode({ ...h.manifest, version: 5, extractor: { id: 'other', fingerprint: '12'.repeat(32) } }, h.kernel, h.bias));
+      const bad = await runCli(['head', 'push', '--broker', m.url, '--device', dev, '--timeout', '30', wrong]);
+      assert.equal(bad.code, 1, bad.stdout);
+      assert.match(bad.stdout, /rejected\s+wrong extractor fingerprint/);
     } finally {
       await agent.kill('SIGKILL');
       await sub.close();
