@@ -14,6 +14,7 @@ import { DEMO_HEAD_PATH, readHeadBytes } from './head/files';
 import { HeadManager } from './heads/head-manager';
 import { HeadStore } from './heads/head-store';
 import { loadPublicKeys } from './heads/public-keys';
+import { initImageCodecs } from './image';
 import { Classifier } from './inference/classifier';
 import type { BrokerClient, PublishOptions } from './mqtt/broker';
 import { CommandRouter } from './mqtt/commands';
@@ -104,6 +105,8 @@ export class Agent {
     fs.mkdirSync(cfg.stateDir, { recursive: true });
     this.run = nextRunNumber(cfg.stateDir);
     this.backend = await initBackend({ backend: cfg.backend.name, threads: cfg.backend.threads });
+    const codecs = initImageCodecs(); // loads the JPEG decoder now rather than on the first frame
+    log.info('image decoder', { ...codecs });
     const publicKeys = loadPublicKeys(cfg.head.publicKeys);
     this.extractor = await loadExtractor({
       ref: cfg.extractor.ref,

@@ -3,9 +3,11 @@
  * the catalogue extractors (models/), the demo head and the sample frames. Runs with no node_modules.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build } from 'esbuild';
+import { GLUE_MAIN, GLUE_WORKER } from '../agent/backend/node-pthreads';
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -34,8 +36,12 @@ async function main(): Promise<void> {
   const wasmSrc = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   fs.mkdirSync(path.join(dist, 'wasm'));
   for (const f of fs.readdirSync(wasmSrc).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmSrc, f), path.join(dist, 'wasm', f));
+  // The stand-alone Emscripten glue that WASM pthread workers load (agent/backend/node-pthreads.ts, docs/threads.md).
+  for (const f of [GLUE_MAIN, GLUE_WORKER]) fs.copyFileSync(path.join(wasmSrc, '..', 'wasm-out', f), path.join(dist, 'wasm', f));
   fs.cpSync(path.join(root, 'models'), path.join(dist, 'models'), { recursive: true });
   fs.cpSync(path.join(root, 'assets'), path.join(dist, 'assets'), { recursive: true });
+  // libjpeg-turbo (WASM) for the JPEG fast path: agent/image/jpeg-turbo.ts loads dist/wasm/jpeg-turbo.wasm
+  fs.copyFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm'), path.join(dist, 'wasm', 'jpeg-turbo.wasm'));
 
   const size = (p: string): number =>
     fs.statSync(p).isDirectory() ? fs.readdirSync(p).reduce((a, f) => a + size(path.join(p, f)), 0) : fs.statSync(p).size;
@@ -49,6 +55,33 @@ async function main(): Promise<void> {
   }
   for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${k.padEnd(34)} ${mb(v)}`);
   for (const part of ['wasm', 'models', 'assets']) console.log(`dist/${part}/`.padEnd(19) + mb(size(path.join(dist, part))));
+  writeManifest();
+}
+
+/** dist/manifest.json: version, git commit, and every file's size and sha256 (update.sh and the tests verify it). */
+function writeManifest(): void {
+  const files: Record<string, { bytes: number; sha256: string }> = {};
+  const walk = (rel: string): void => {
+    for (const f of fs.readdirSync(path.join(dist, rel)).sort()) {
+      const r = rel ? `${rel}/${f}` : f;
+      if (fs.statSync(path.join(dist, r)).isDirectory()) walk(r);
+      else if (r !== 'manifest.json') {
+        const bytes = fs.readFileSync(path.join(dist, r));
+        files[r] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+      }
+    }
+  };
+  walk('');
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (execFileSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).trim()) commit += '-dirty';
+  } catch {
+    // not a git checkout (e.g. a source tarball)
+  }
+  const manifest = { name: 'edgehead', version: pkg.version, commit, builtAt: new Date().toISOString(), node: '>=18', files };
+  fs.writeFileSync(path.join(dist, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  console.log(`dist/manifest.json ${Object.keys(files).length} files, commit ${commit}`);
 }
 
 main().catch((e) => {

@@ -6,13 +6,24 @@
  * bundle folder (dist/, where the build copies them next to edgehead.cjs).
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import type { Worker } from 'node:worker_threads';
 import { EdgeheadError } from '../util/errors';
 import { createLogger } from '../util/log';
+import {
+  glueDirCandidates,
+  loadThreadedGlue,
+  type PthreadModule,
+  probeWorker,
+  settleWorkers,
+  terminateWorkers,
+  type ThreadedGlue,
+  withNodePthreads,
+} from './node-pthreads';
+import { cpuCount, planThreads, threadSupportProblem } from './threads';
 
 const log = createLogger('backend');
 
@@ -66,8 +77,13 @@ export function findWasmDir(): string {
 }
 
 let active: BackendInfo | undefined;
+/** The WASM module can be initialised once per process: the first wasm initBackend() decides its threads. */
+let wasmInfo: BackendInfo | undefined;
 
-/** Initialise the tfjs backend once per process. Later calls return the same info. */
+/**
+ * Initialise the tfjs backend once per process. Later calls return the same info (switching between 'cpu' and
+ * 'wasm' is allowed; the WASM module keeps the thread count of its first initialisation).
+ */
 export async function initBackend(opts: BackendOptions = { backend: 'wasm', threads: 'auto' }): Promise<BackendInfo> {
   if (active && active.backend === opts.backend) return active;
   // PROD silences tfjs' console banners (e.g. the CPU backend's "install tfjs-node" notice): libraries that print
@@ -77,7 +93,7 @@ export async function initBackend(opts: BackendOptions = { backend: 'wasm', thre
     tfjsVersion: tf.version_core,
     node: process.versions.node,
     arch: process.arch,
-    cpus: os.cpus().length,
+    cpus: cpuCount(),
   };
   if (opts.backend === 'cpu') {
     await tf.setBackend('cpu');
@@ -85,30 +101,102 @@ export async function initBackend(opts: BackendOptions = { backend: 'wasm', thre
     active = { ...base, backend: 'cpu', simd: false, threads: 1 };
     return active;
   }
+  if (wasmInfo) {
+    await setBackendOrThrow();
+    active = wasmInfo;
+    return active;
+  }
+  // The Emscripten glue registers process-wide handlers while it starts (also in a failed threaded attempt).
+  const listenersBefore = processListeners();
+  try {
+    wasmInfo = await startWasm(opts.threads, base);
+  } finally {
+    removeAddedListeners(listenersBefore);
+  }
+  active = wasmInfo;
+  return active;
+}
+
+async function startWasm(requested: 'auto' | number, base: Omit<BackendInfo, 'backend' | 'simd' | 'threads'>): Promise<BackendInfo> {
   const wasmDir = findWasmDir();
   setWasmPaths(wasmDir + path.sep);
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
+  const plan = planThreads(requested, base.cpus);
+  let threadsNote = plan.note;
+  let threaded = false;
+  if (plan.count > 1) {
+    const why = simd ? await startThreaded(wasmDir, plan.count) : 'tfjs has no threaded build without WASM SIMD';
+    if (why === undefined) threaded = true;
+    else threadsNote = `${why}; running single-threaded`;
+  }
+  if (!threaded) {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    setThreadsCount(1);
+    await setBackendOrThrow();
+  }
+  const threads = actualThreads();
+  if (!threadsNote && threads < plan.count) threadsNote = `tfjs started ${threads} of ${plan.count} threads`;
+  const binary = simd ? (threaded ? WASM_FILES[2] : WASM_FILES[1]) : WASM_FILES[0];
+  // A failed threaded start costs performance: say so (doctor, the birth message and telemetry carry the note too).
+  if (plan.count > 1 && !threaded) log.warn(`WASM threads: ${threadsNote}`);
+  log.debug(`WASM backend: ${binary}, ${threads} thread(s)${threadsNote ? ` (${threadsNote})` : ''}`);
+  return { ...base, backend: 'wasm', simd, threads, ...(threadsNote ? { threadsNote } : {}), wasmBinary: binary, wasmDir };
+}
+
+/** Longest a threaded start may take before we give up and run single-threaded (a Pi 3 needs about 2 s). */
+const THREADED_START_TIMEOUT_MS = 60_000;
+
+/**
+ * Tries the threaded-SIMD build with `threads` threads (see node-pthreads.ts). Resolves to undefined on success, or to
+ * the reason it could not; in that case nothing is left running and the caller starts the single-threaded build.
+ */
+async function startThreaded(wasmDir: string, threads: number): Promise<string | undefined> {
+  const problem = threadSupportProblem();
+  if (problem) return problem;
+  let glue: ThreadedGlue;
+  try {
+    glue = loadThreadedGlue(glueDirCandidates(wasmDir));
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const probe = await probeWorker(glue);
+  if (probe) return probe;
+  // Our runtime checks replace tfjs' "not in Node" answer (tfjs#3830); the count applies to the next init.
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  setThreadsCount(threads);
+  let spawned: Worker[] = [];
+  try {
+    ({ spawned } = await withNodePthreads(glue, threads, setBackendOrThrow, THREADED_START_TIMEOUT_MS));
+    const running = settleWorkers(wasmModule() as unknown as PthreadModule);
+    log.debug(`WASM threads: ${spawned.length} workers spawned, ${running} kept for XNNPACK's pool`);
+    return undefined;
+  } catch (e) {
+    terminateWorkers(spawned);
+    return `the threaded WASM build failed to start (${(e as { message?: string }).message ?? e})`;
+  }
+}
+
+async function setBackendOrThrow(): Promise<void> {
   let ok: boolean;
-  const before = processListeners();
   try {
     ok = await tf.setBackend('wasm');
     await tf.ready();
-    removeAddedListeners(before);
   } catch (e) {
     throw new EdgeheadError('BACKEND', `WASM backend failed to start: ${(e as { message?: string }).message ?? e}`, {
       cause: e,
     });
   }
   if (!ok || tf.getBackend() !== 'wasm') throw new EdgeheadError('BACKEND', 'WASM backend failed to initialise');
-  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
-  const threadsSupported = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) as boolean;
-  const threadsNote =
-    !threadsSupported && opts.threads !== 1
-      ? 'tfjs-backend-wasm disables WASM threads under Node (tfjs#3830); running single-threaded'
-      : undefined;
-  const binary = simd ? (threadsSupported ? WASM_FILES[2] : WASM_FILES[1]) : WASM_FILES[0];
-  active = { ...base, backend: 'wasm', simd, threads: 1, threadsNote, wasmBinary: binary, wasmDir };
-  if (threadsNote) log.debug(threadsNote);
-  return active;
+}
+
+/** The Emscripten module behind the active WASM backend. */
+function wasmModule(): { tfjs: { getThreadsCount(): number } } {
+  return (tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount(): number } } }).wasm;
+}
+
+/** Threads the module's XNNPACK pool really has (backend.cc get_threads_count; -1 = no pool = 1 thread). */
+function actualThreads(): number {
+  return Math.max(1, wasmModule().tfjs.getThreadsCount());
 }
 
 type ProcessEvent = 'uncaughtException' | 'unhandledRejection';

@@ -5,6 +5,7 @@ import { type BackendInfo, initBackend } from '../backend/wasm';
 import type { Extractor } from '../extractors/extractor';
 import { loadExtractor } from '../extractors/load';
 import { DEMO_HEAD_PATH, readHeadFile } from '../head/files';
+import { initImageCodecs } from '../image';
 import type { HeadFile } from '../head/format';
 import { progressBar } from '../util/progress';
 import { choiceArg, intArg, type OptionSpec } from './args';
@@ -43,6 +44,7 @@ export function runtimeChoice(values: RuntimeValues, fallbackExtractor?: string)
 
 export async function openExtractor(choice: RuntimeChoice): Promise<{ backend: BackendInfo; extractor: Extractor }> {
   const backend = await initBackend({ backend: choice.backend, threads: choice.threads });
+  initImageCodecs();
   let bar: ReturnType<typeof progressBar> | undefined;
   const extractor = await loadExtractor({
     ref: choice.extractorRef,

@@ -1,22 +1,42 @@
 /**
  * Bytes -> 8-bit RGBA pixels, refusing oversized images from their header before anything big is allocated.
- * JPEG goes through jpeg-js, PNG through pngjs; both are pure JS, so this module wraps their loose error strings into
- * one-line EdgeheadErrors and adds the structural checks they skip (a JPEG's end marker, an interlaced PNG's
- * decompressed size).
+ *
+ * JPEG: libjpeg-turbo compiled to WASM (./jpeg-turbo.ts) when it can: 4-6x faster than jpeg-js, and able to decode
+ * at a reduced scale in the DCT domain (DecodeOptions.targetSize). jpeg-js (pure JS) decodes everything else: CMYK
+ * and YCCK (TurboJPEG cannot convert them to RGB), files libjpeg rejects or warns about (jpeg-js decodes slightly
+ * malformed camera files tolerantly, or fails with the messages below), and any JPEG when the .wasm file is
+ * missing. PNG: pngjs. This module wraps the decoders' loose error strings into one-line EdgeheadErrors and adds the
+ * structural checks they skip (a JPEG's end marker, an interlaced PNG's decompressed size). docs/preprocessing.md
+ * has the measurements.
  */
 import { inflateSync } from 'node:zlib';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { EdgeheadError, describeError } from '../util/errors';
 import { crc32 } from '../util/crc32';
+import { createLogger } from '../util/log';
+import { JpegTurbo, scaled } from './jpeg-turbo';
 import { type ImageFormat, type ImageHeader, chunkType, readImageHeader, u32be } from './probe';
+
+const log = createLogger('image');
 
 export interface DecodeOptions {
   /** Largest width*height accepted; bigger images fail with IMAGE_TOO_LARGE before decoding. */
   maxPixels: number;
+  /**
+   * [height, width] the caller will resize the upright image to (for a centre crop: the square's side, twice).
+   * A JPEG is then decoded at the smallest libjpeg scale M/8 (M = 1..8) whose upright size is still at least this
+   * large, e.g. a 640x480 frame at 1/2 = 320x240 for [224, 224]: the inverse DCT does the downscaling (averaging, so
+   * no aliasing) and most of the decoding work is skipped. Never upscales. Without it, and for PNG or the jpeg-js
+   * fallback: full size.
+   */
+  targetSize?: [number, number];
 }
 
+export type ImageDecoder = 'libjpeg-turbo' | 'jpeg-js' | 'pngjs';
+
 export interface DecodedImage {
+  /** Size of `data`: the file's size, or less when a JPEG was decoded at a reduced scale. */
   width: number;
   height: number;
   /** RGBA 8-bit, row-major, width*height*4 bytes, as stored (EXIF orientation not applied yet). */
@@ -24,14 +44,23 @@ export interface DecodedImage {
   /** EXIF orientation 1..8 (1 when absent); toModelInput applies it. */
   orientation: number;
   format: ImageFormat;
+  /** The size stored in the file (the frame's size, whatever scale it was decoded at). */
+  fileWidth: number;
+  fileHeight: number;
+  /** Which decoder made the pixels. */
+  decoder: ImageDecoder;
 }
 
-/** probe -> refuse width*height > maxPixels with IMAGE_TOO_LARGE *before* decoding -> decode JPEG (jpeg-js) or PNG
- * (pngjs). Throws BAD_IMAGE for anything that is not a decodable JPEG or PNG. */
+/** probe -> refuse width*height > maxPixels with IMAGE_TOO_LARGE *before* decoding -> decode JPEG (libjpeg-turbo
+ * WASM, else jpeg-js), at a reduced scale if targetSize allows, or PNG (pngjs). Throws BAD_IMAGE for anything that
+ * is not a decodable JPEG or PNG. */
 export function decodeImage(bytes: Uint8Array, opts: DecodeOptions): DecodedImage {
-  const { maxPixels } = opts;
+  const { maxPixels, targetSize } = opts;
   if (!(Number.isFinite(maxPixels) && maxPixels >= 1)) {
     throw new RangeError(`decodeImage: maxPixels must be a number >= 1 (got ${maxPixels})`);
+  }
+  if (targetSize !== undefined && !(targetSize.length === 2 && targetSize.every((n) => Number.isInteger(n) && n >= 1))) {
+    throw new RangeError(`decodeImage: targetSize must be two positive integers [height, width] (got ${JSON.stringify(targetSize)})`);
   }
   const header = readImageHeader(bytes);
   const { width, height, format, orientation } = header;
@@ -43,12 +72,31 @@ export function decodeImage(bytes: Uint8Array, opts: DecodeOptions): DecodedImag
       { hint: 'downscale the image, or raise the pixel limit' },
     );
   }
-  const data = header.format === 'jpeg' ? decodeJpeg(bytes, header, maxPixels) : decodePng(bytes, header);
-  if (data.length !== width * height * 4) {
-    // Both decoders are asked for exactly the header's size; anything else is a decoder/header disagreement.
-    throw bad(`corrupt ${format.toUpperCase()}: decoded ${data.length} bytes, expected ${width}x${height}x4`);
+  const out =
+    header.format === 'jpeg'
+      ? decodeJpeg(bytes, header, maxPixels, targetSize)
+      : { width, height, data: decodePng(bytes, header), decoder: 'pngjs' as const };
+  if (out.data.length !== out.width * out.height * 4) {
+    // Every decoder is asked for exactly this size; anything else is a decoder/header disagreement.
+    throw bad(`corrupt ${format.toUpperCase()}: decoded ${out.data.length} bytes, expected ${out.width}x${out.height}x4`);
   }
-  return { width, height, data, orientation, format };
+  return { ...out, orientation, format, fileWidth: width, fileHeight: height };
+}
+
+export interface ImageCodecs {
+  /** The JPEG decoder used where it can be: libjpeg-turbo (WASM), or jpeg-js alone if the .wasm is missing. */
+  jpeg: 'libjpeg-turbo' | 'jpeg-js';
+  /** Where the libjpeg-turbo binary was loaded from. */
+  wasmPath?: string;
+  /** Why libjpeg-turbo is not used. */
+  note?: string;
+}
+
+/** Loads the JPEG codec now instead of on the first frame (synchronous; ~20 ms on the dev VM: read, compile,
+ * instantiate) and says which one is in use. Optional: decodeImage loads it on first use. */
+export function initImageCodecs(): ImageCodecs {
+  const t = jpegTurbo();
+  return t ? { jpeg: 'libjpeg-turbo', wasmPath: t.wasmPath } : { jpeg: 'jpeg-js', note: turboNote };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -75,7 +123,38 @@ const JPEG_BYTES_PER_PIXEL = 28;
 /** Quantisation/Huffman tables and other small allocations jpeg-js counts. */
 const JPEG_SLACK_BYTES = 4 << 20;
 
-function decodeJpeg(bytes: Uint8Array, header: JpegHeader, maxPixels: number): Uint8Array {
+let turbo: JpegTurbo | null | undefined; // undefined: not loaded yet; null: unavailable
+let turboNote: string | undefined;
+
+function jpegTurbo(): JpegTurbo | null {
+  if (turbo === undefined) {
+    try {
+      turbo = JpegTurbo.load();
+    } catch (e) {
+      turbo = null;
+      turboNote = describeError(e);
+      log.warn('libjpeg-turbo (WASM) unavailable: decoding JPEG with jpeg-js, about 5x slower', { reason: turboNote });
+    }
+  }
+  return turbo;
+}
+
+/** The smallest libjpeg scale M/8 at which the upright image (orientations 5-8 swap the stored sides) still covers
+ * target [height, width]; 8 (full size) when no smaller one does. */
+export function jpegScale(width: number, height: number, orientation: number, target: [number, number]): number {
+  const [uprightW, uprightH] = orientation >= 5 && orientation <= 8 ? [height, width] : [width, height];
+  for (let m = 1; m < 8; m++) if (scaled(uprightW, m) >= target[1] && scaled(uprightH, m) >= target[0]) return m;
+  return 8;
+}
+
+interface Pixels {
+  width: number;
+  height: number;
+  data: Uint8Array;
+  decoder: ImageDecoder;
+}
+
+function decodeJpeg(bytes: Uint8Array, header: JpegHeader, maxPixels: number, targetSize?: [number, number]): Pixels {
   const { sof, precision, adobeTransform, scanOffset } = header.jpeg;
   const process = JPEG_PROCESS[sof];
   if (process) {
@@ -93,6 +172,19 @@ function decodeJpeg(bytes: Uint8Array, header: JpegHeader, maxPixels: number): U
   // jpeg-js fails on a missing end marker too, but with messages like "unknown JPEG marker 0", and only after
   // decoding garbage; a cut-off file is by far the most common cause, so say so up front.
   if (end < 0) throw truncatedJpeg(`no end-of-image marker in ${bytes.length} bytes (file cut short?)`);
+
+  // Fast path. TurboJPEG cannot turn 4-component (CMYK/YCCK) data into RGB: those go to jpeg-js directly.
+  const fast = header.channels !== 4 ? jpegTurbo() : null;
+  if (fast) {
+    const scale = targetSize ? jpegScale(header.width, header.height, header.orientation, targetSize) : 8;
+    try {
+      return { ...fast.decode(bytes.subarray(0, end), header, scale), decoder: 'libjpeg-turbo' };
+    } catch (e) {
+      // libjpeg refused the file or warned about it: jpeg-js decides, exactly as before the fast path existed
+      // (tolerant decoding of slightly malformed camera files, or the error messages below).
+      log.debug('libjpeg-turbo could not decode the JPEG cleanly; trying jpeg-js', { reason: describeError(e) });
+    }
+  }
 
   // Defence in depth if jpeg-js ever reads a frame differently from our probe: its own limits, derived from the
   // same budget. Memory: MCUs pad each dimension up to a multiple of at most 32 pixels.
@@ -123,7 +215,7 @@ function decodeJpeg(bytes: Uint8Array, header: JpegHeader, maxPixels: number): U
   if (decoded.width !== header.width || decoded.height !== header.height) {
     throw bad(`corrupt JPEG: decoded ${decoded.width}x${decoded.height}, header says ${header.width}x${header.height}`);
   }
-  return decoded.data;
+  return { width: decoded.width, height: decoded.height, data: decoded.data, decoder: 'jpeg-js' };
 }
 
 /** Whether 3-component data is YCbCr (convert to RGB) or already RGB, by libjpeg's rules: a JFIF marker means

@@ -1,4 +1,4 @@
 /** Image input: probe headers, decode JPEG/PNG to RGBA, and turn pixels into a model input tensor. */
 export { probeImage, type ImageFormat, type ImageInfo } from './probe';
-export { decodeImage, type DecodeOptions, type DecodedImage } from './decode';
+export { decodeImage, initImageCodecs, type DecodeOptions, type DecodedImage, type ImageCodecs, type ImageDecoder } from './decode';
 export { toModelInput, applyOrientation, type PreprocessSpec, type ResizeMode } from './preprocess';

@@ -1,4 +1,5 @@
-/** Image bytes -> feature vector, timing each stage (decode, resize/scale, extract). Leaks no tensor. */
+/** Image bytes -> feature vector, timing each stage (decode, resize/scale, extract). Leaks no tensor.
+ * JPEGs are decoded at the smallest DCT scale that still covers the extractor's input (see docs/preprocessing.md). */
 import type { Extractor } from '../extractors/extractor';
 import { decodeImage, type ResizeMode, toModelInput } from '../image';
 
@@ -9,6 +10,7 @@ export interface FeatureOptions {
 
 export interface FeatureResult {
   features: Float32Array;
+  /** The frame's size as stored in the file (it may have been decoded smaller). */
   width: number;
   height: number;
   timings: { decode: number; resize: number; extract: number };
@@ -17,7 +19,10 @@ export interface FeatureResult {
 export function extractFeatures(extractor: Extractor, bytes: Uint8Array, opts: FeatureOptions): FeatureResult {
   const { info } = extractor;
   const t0 = performance.now();
-  const img = decodeImage(bytes, { maxPixels: opts.maxPixels });
+  const [h, w] = info.inputSize;
+  // 'crop' resizes the centre square: both upright sides must cover the larger input side
+  const targetSize: [number, number] = opts.resize === 'crop' ? [Math.max(h, w), Math.max(h, w)] : [h, w];
+  const img = decodeImage(bytes, { maxPixels: opts.maxPixels, targetSize });
   const t1 = performance.now();
   const input = toModelInput(img, { inputSize: info.inputSize, valueRange: info.valueRange, resize: opts.resize });
   const t2 = performance.now();
@@ -33,5 +38,5 @@ export function extractFeatures(extractor: Extractor, bytes: Uint8Array, opts: F
     input.dispose();
   }
   const t3 = performance.now();
-  return { features, width: img.width, height: img.height, timings: { decode: t1 - t0, resize: t2 - t1, extract: t3 - t2 } };
+  return { features, width: img.fileWidth, height: img.fileHeight, timings: { decode: t1 - t0, resize: t2 - t1, extract: t3 - t2 } };
 }

@@ -22,7 +22,7 @@ function synthetic(width: number, height: number, rgb: (x: number, y: number) =>
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) data.set([...rgb(x, y), 255], (y * width + x) * 4);
   }
-  return { width, height, data, orientation, format: 'png' };
+  return { width, height, data, orientation, format: 'png', fileWidth: width, fileHeight: height, decoder: 'pngjs' };
 }
 
 /** Runs toModelInput and returns [shape, nested pixel values], disposing the tensor. */

@@ -1,5 +1,6 @@
 /** `edgehead doctor`: what this machine gives the agent (backend, SIMD, threads, Node, CPUs, models). */
 import { initBackend } from '../../backend/wasm';
+import { initImageCodecs } from '../../image';
 import { CATALOGUE } from '../../extractors/catalogue';
 import { readModelFolder } from '../../extractors/model-files';
 import { resourcePath } from '../../util/paths';
@@ -25,7 +26,8 @@ export const doctorCommand: Command = {
         return { id: e.id, installed: false };
       }
     });
-    const report = { version: agentVersion(), ...info, models };
+    const codecs = initImageCodecs();
+    const report = { version: agentVersion(), ...info, jpegDecoder: codecs.jpeg, models };
     if (values.json) {
       process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       return 0;
@@ -38,6 +40,7 @@ export const doctorCommand: Command = {
       ['simd', info.simd ? 'yes' : 'no'],
       ['threads', `${info.threads}${info.threadsNote ? ` (${info.threadsNote})` : ''}`],
       ...(info.wasmBinary ? [['wasm binary', `${info.wasmBinary} in ${info.wasmDir}`] as [string, string]] : []),
+      ['jpeg', `${codecs.jpeg}${'note' in codecs && codecs.note ? ` (${codecs.note})` : ''}`],
       ['models', models.map((m) => `${m.id}${m.installed ? '' : ' (missing)'}`).join(', ')],
     ];
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(12)} ${v}\n`);

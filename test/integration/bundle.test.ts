@@ -1,0 +1,87 @@
+/**
+ * The board artefact: `npm run build` -> dist/, copied to an empty folder with no node_modules: classify, doctor and
+ * run work; the JS stays within its 2.5 MB budget; dist/manifest.json lists every file with its size and sha256.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+import { Aedes } from 'aedes';
+import { Collector } from '../support/agent-process';
+import { ROOT, tmpDir } from '../support/cli';
+import { freePort } from '../support/mosquitto';
+
+const JS_BUDGET = 2.5 * 1024 * 1024;
+let dir: string;
+
+before(() => {
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  dir = tmpDir('bundle-');
+  fs.cpSync(path.join(ROOT, 'dist'), dir, { recursive: true });
+});
+
+const bundled = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  execFileSync(process.execPath, [path.join(dir, 'edgehead.cjs'), ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+test('the bundle is one JS file within budget, with a manifest of every file', () => {
+  assert.ok(!fs.existsSync(path.join(dir, 'node_modules')));
+  const js = fs.readdirSync(dir).filter((f) => /\.(c|m)?js$/.test(f));
+  assert.deepEqual(js, ['edgehead.cjs']);
+  const size = fs.statSync(path.join(dir, 'edgehead.cjs')).size;
+  assert.ok(size <= JS_BUDGET, `edgehead.cjs is ${size} bytes > ${JS_BUDGET}`);
+  assert.ok(fs.readFileSync(path.join(dir, 'edgehead.cjs'), 'utf8').startsWith('#!/usr/bin/env node'));
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  assert.match(manifest.version, /^\d+\.\d+\.\d+/);
+  assert.match(manifest.commit, /^[0-9a-f]{7,40}(-dirty)?$|^unknown$/);
+  for (const [file, info] of Object.entries(manifest.files as Record<string, { bytes: number; sha256: string }>)) {
+    const bytes = fs.readFileSync(path.join(dir, file));
+    assert.equal(bytes.length, info.bytes, file);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), info.sha256, file);
+  }
+  for (const must of ['edgehead.cjs', 'assets/heads/demo.head', 'models/mobilenet_v2_140/model.json', 'models/mobilenet_v2_100/weights.bin']) {
+    assert.ok(manifest.files[must], `manifest lists ${must}`);
+  }
+  assert.ok(Object.keys(manifest.files).some((f) => f.startsWith('wasm/') && f.endsWith('.wasm')));
+});
+
+test('classify and doctor run from the copied folder', () => {
+  const out = bundled(['classify', '--json', 'assets/samples/fish/fish1.jpg', 'assets/samples/tool/hammer1.jpg']);
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.top[0].label), ['fish', 'tool']);
+  const doctor = JSON.parse(bundled(['doctor', '--json']));
+  assert.equal(doctor.backend, 'wasm');
+  assert.ok(doctor.wasmDir.startsWith(dir), `wasm from the bundle folder: ${doctor.wasmDir}`);
+  assert.deepEqual(doctor.models.map((m: { installed: boolean }) => m.installed), [true, true]);
+  assert.match(bundled(['--version']).trim(), /^\d+\.\d+\.\d+/);
+});
+
+test('run: the bundled agent publishes predictions to a broker and stops cleanly', async () => {
+  const aedes = await Aedes.createBroker();
+  const server = net.createServer(aedes.handle);
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const url = `mqtt://127.0.0.1:${port}`;
+  const sub = await Collector.connect(url, ['edgehead/bundle/predictions']);
+  const child = spawn(process.execPath, [path.join(dir, 'edgehead.cjs'), 'run'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, EDGEHEAD_MQTT_URL: url, EDGEHEAD_DEVICE_ID: 'bundle', EDGEHEAD_STATE_DIR: tmpDir(), EDGEHEAD_SCHEDULE_INTERVAL_MS: '300' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  try {
+    await sub.waitFor('2 predictions', () => sub.messages.length >= 2, 60_000);
+    const p = JSON.parse(sub.messages[0]!.text);
+    assert.equal(p.head.id, 'demo');
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0, err);
+  } finally {
+    child.kill('SIGKILL');
+    await sub.close();
+    await new Promise<void>((r) => aedes.close(() => server.close(() => r())));
+  }
+});

@@ -1,0 +1,165 @@
+/**
+ * WASM threads under Node (agent/backend/node-pthreads.ts, docs/threads.md), for real: the threaded-SIMD build with
+ * 2 threads reports 2 from the module itself, gives the same features as the single-threaded build for both
+ * catalogue extractors, lets the process exit on its own, and falls back to 1 thread with a reason when it cannot
+ * start. A process initialises the WASM backend once, so each thread count runs in its own child process
+ * (node --import tsx -e CHILD) that prints one JSON line and then simply returns.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import type { BackendInfo } from '../../agent/backend/wasm';
+import { autoThreads, cpuCount, planThreads } from '../../agent/backend/threads';
+import { CATALOGUE } from '../../agent/extractors/catalogue';
+import { ROOT, SAMPLES } from '../support/cli';
+
+const CHILD = `
+const fs = require('node:fs');
+const tf = require('@tensorflow/tfjs-core');
+const wasm = require('@tensorflow/tfjs-backend-wasm');
+const { initBackend } = require(${JSON.stringify(path.join(ROOT, 'agent', 'backend', 'wasm.ts'))});
+const { loadExtractor } = require(${JSON.stringify(path.join(ROOT, 'agent', 'extractors', 'load.ts'))});
+const { decodeImage, toModelInput } = require(${JSON.stringify(path.join(ROOT, 'agent', 'image', 'index.ts'))});
+async function main() {
+  const info = await initBackend({ backend: 'wasm', threads: JSON.parse(process.env.THREADS) });
+  const features = {};
+  const img = decodeImage(new Uint8Array(fs.readFileSync(process.env.PHOTO)), { maxPixels: 1e8 });
+  for (const ref of JSON.parse(process.env.EXTRACTORS)) {
+    const ex = await loadExtractor({ ref });
+    const input = toModelInput(img, { inputSize: ex.info.inputSize, valueRange: ex.info.valueRange, resize: 'squash' });
+    const out = ex.extract(input);
+    features[ref] = Array.from(out.dataSync());
+    out.dispose();
+    input.dispose();
+    ex.dispose();
+  }
+  const report = { info, moduleThreads: tf.backend().wasm.tfjs.getThreadsCount(), packageThreads: wasm.getThreadsCount(), features };
+  process.stdout.write(JSON.stringify(report) + '\\n');
+  // and return: no process.exit(), the pool's workers must not keep the process alive
+}
+main().catch((e) => { console.error(e); process.exitCode = 1; });
+`;
+
+interface ChildReport {
+  info: BackendInfo;
+  moduleThreads: number;
+  packageThreads: number;
+  features: Record<string, number[]>;
+}
+
+interface ChildRun {
+  report: ChildReport;
+  /** From the report line to the process' exit. */
+  exitAfterMs: number;
+  code: number | null;
+  stderr: string;
+}
+
+const EXTRACTORS = CATALOGUE.map((e) => e.id);
+
+/** `nodeArgs` replaces the default ['--import', 'tsx']. */
+function runChild(threads: 'auto' | number, opts: { extractors?: string[]; nodeArgs?: string[] } = {}): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? ['--import', 'tsx']), '-e', CHILD], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        EDGEHEAD_LOG_LEVEL: undefined,
+        THREADS: JSON.stringify(threads),
+        EXTRACTORS: JSON.stringify(opts.extractors ?? EXTRACTORS),
+        PHOTO: path.join(SAMPLES, 'fish', 'fish1.jpg'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let reportAt = 0;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (!reportAt && stdout.includes('\n')) reportAt = performance.now();
+    });
+    child.stderr.on('data', (d) => (stderr += d));
+    // Generous: a slow shared CI machine; a child kept alive by its workers would hit this and fail the exit test.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (!reportAt) return reject(new Error(`child (threads ${threads}) printed no report (code ${code}, ${signal ?? 'no signal'}):\n${stderr}`));
+      resolve({ report: JSON.parse(stdout.split('\n')[0]!) as ChildReport, exitAfterMs: performance.now() - reportAt, code, stderr });
+    });
+  });
+}
+
+function maxAbsDiff(a: number[], b: number[]): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describe('WASM threads under Node', () => {
+  let one: ChildRun;
+  let two: ChildRun;
+
+  test('threads: 2 starts the threaded-SIMD build with 2 threads, as the module itself reports', async () => {
+    two = await runChild(2);
+    assert.equal(two.code, 0, two.stderr);
+    const { info } = two.report;
+    assert.equal(info.threads, 2);
+    assert.equal(two.report.moduleThreads, 2, 'tf.backend().wasm.tfjs.getThreadsCount()');
+    assert.equal(two.report.packageThreads, 2, "tfjs-backend-wasm's getThreadsCount()");
+    assert.equal(info.wasmBinary, 'tfjs-backend-wasm-threaded-simd.wasm');
+    assert.equal(info.threadsNote, undefined);
+  });
+
+  test('the process exits by itself within a few seconds once main returns', (t) => {
+    assert.ok(two, 'needs the threads: 2 run');
+    t.diagnostic(`exited ${Math.round(two.exitAfterMs)} ms after its report`);
+    assert.ok(two.exitAfterMs < 5_000, `exited ${Math.round(two.exitAfterMs)} ms after its report`);
+  });
+
+  test('threads: 1 uses the single-threaded SIMD build (no workers)', async () => {
+    one = await runChild(1);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(one.report.info.threads, 1);
+    assert.equal(one.report.moduleThreads, 1);
+    assert.equal(one.report.info.wasmBinary, 'tfjs-backend-wasm-simd.wasm');
+    assert.equal(one.report.info.threadsNote, undefined);
+  });
+
+  for (const id of EXTRACTORS) {
+    test(`${id}: features with 2 threads equal 1-thread features within 1e-5`, (t) => {
+      assert.ok(one && two, 'needs both runs');
+      const a = one.report.features[id]!;
+      const b = two.report.features[id]!;
+      assert.ok(a.length > 0);
+      const d = maxAbsDiff(a, b);
+      t.diagnostic(`max |2 threads - 1 thread| = ${d}`);
+      assert.ok(d <= 1e-5, `max |2 threads - 1 thread| = ${d}`);
+    });
+  }
+
+  test(`threads: 'auto' starts autoThreads(cpus) = ${autoThreads(cpuCount())} here, and says why if fewer than the CPUs`, async () => {
+    const run = await runChild('auto', { extractors: [] });
+    assert.equal(run.code, 0, run.stderr);
+    const plan = planThreads('auto', cpuCount());
+    assert.equal(run.report.info.threads, plan.count);
+    assert.equal(run.report.moduleThreads, plan.count);
+    assert.equal(run.report.info.threadsNote, plan.note);
+  });
+
+  test('without SharedArrayBuffer: single-threaded SIMD, and threadsNote says why', async () => {
+    // tsx's ES-module hooks need SharedArrayBuffer themselves: this child loads TypeScript through tsx's CommonJS hook.
+    const nodeArgs = ['--no-harmony-sharedarraybuffer', '--require', 'tsx/cjs'];
+    const run = await runChild(2, { nodeArgs, extractors: ['mobilenet_v2_100'] });
+    assert.equal(run.code, 0, run.stderr);
+    const { info } = run.report;
+    assert.equal(info.threads, 1);
+    assert.equal(run.report.moduleThreads, 1);
+    assert.equal(info.wasmBinary, 'tfjs-backend-wasm-simd.wasm');
+    assert.match(info.threadsNote ?? '', /SharedArrayBuffer is unavailable.*running single-threaded/);
+    assert.match(run.stderr, /WASM threads: SharedArrayBuffer is unavailable/, 'the fallback is logged as a warning');
+    assert.equal(run.report.features.mobilenet_v2_100!.length, 1280, 'inference still works');
+  });
+});
