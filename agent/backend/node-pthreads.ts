@@ -136,7 +136,7 @@ export interface PthreadModule {
 /**
  * Runs `init` (tf.setBackend('wasm') with the multithread flag on) with the shims described at the top of this file,
  * then restores them. Resolves to init's result and every worker spawned meanwhile; rejects if init does, if a worker
- * fails meanwhile, or after `timeoutMs` (the caller then terminates `spawned`, see terminateWorkers).
+ * fails meanwhile, or after `timeoutMs`, having terminated every worker it spawned (nothing is left running).
  */
 export async function withNodePthreads<T>(
   glue: ThreadedGlue,
@@ -155,6 +155,7 @@ export async function withNodePthreads<T>(
   //    locateFile's result straight to `new Worker()`, which accepts a URL object.
   URL.createObjectURL = (obj: Blob) =>
     obj instanceof Blob && obj.type === 'application/javascript' ? (boot as unknown as string) : saved.createObjectURL(obj);
+  // (2. happens inside each worker: see workerBootstrap.)
   // 3. backend.cc: pool = min(wanted, os.cpus().length / 2) -> report 2 x wanted (only the length is read).
   os.cpus = () => {
     const real = saved.cpus.call(os);
@@ -190,6 +191,7 @@ export async function withNodePthreads<T>(
     return { result, spawned };
   } catch (e) {
     state = 'failed';
+    terminateWorkers(spawned);
     throw e;
   } finally {
     clearTimeout(timer);

@@ -4,13 +4,16 @@
  *
  * The .wasm binaries are located at run time whether we run from node_modules (development) or from the esbuild
  * bundle folder (dist/, where the build copies them next to edgehead.cjs).
+ *
+ * Threads: `threads` > 1 starts tfjs' threaded-SIMD build through the Node pthread shims of node-pthreads.ts (tfjs
+ * alone refuses threads under Node); the count comes from threads.ts (the 'auto' policy); anything that prevents it
+ * falls back to the single-threaded SIMD build with BackendInfo.threadsNote saying why. docs/threads.md explains.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import type { Worker } from 'node:worker_threads';
 import { EdgeheadError } from '../util/errors';
 import { createLogger } from '../util/log';
 import {
@@ -19,7 +22,6 @@ import {
   type PthreadModule,
   probeWorker,
   settleWorkers,
-  terminateWorkers,
   type ThreadedGlue,
   withNodePthreads,
 } from './node-pthreads';
@@ -31,16 +33,16 @@ export type BackendName = 'wasm' | 'cpu';
 
 export interface BackendOptions {
   backend: BackendName;
-  /** 'auto' or an explicit count. */
+  /** 'auto' (threads.ts autoThreads) or an explicit count. */
   threads: 'auto' | number;
 }
 
 export interface BackendInfo {
   backend: BackendName;
   simd: boolean;
-  /** Worker threads actually used by the WASM runtime (1 = single-threaded). */
+  /** Threads of the WASM module's XNNPACK pool, as the module reports it (get_threads_count; 1 = single-threaded). */
   threads: number;
-  /** Why fewer threads than requested are used, if so. */
+  /** Why fewer threads than requested (or, for 'auto', than CPUs) are used, if so. */
   threadsNote?: string;
   wasmBinary?: string;
   wasmDir?: string;
@@ -164,14 +166,12 @@ async function startThreaded(wasmDir: string, threads: number): Promise<string |
   // Our runtime checks replace tfjs' "not in Node" answer (tfjs#3830); the count applies to the next init.
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   setThreadsCount(threads);
-  let spawned: Worker[] = [];
   try {
-    ({ spawned } = await withNodePthreads(glue, threads, setBackendOrThrow, THREADED_START_TIMEOUT_MS));
+    const { spawned } = await withNodePthreads(glue, threads, setBackendOrThrow, THREADED_START_TIMEOUT_MS);
     const running = settleWorkers(wasmModule() as unknown as PthreadModule);
     log.debug(`WASM threads: ${spawned.length} workers spawned, ${running} kept for XNNPACK's pool`);
     return undefined;
   } catch (e) {
-    terminateWorkers(spawned);
     return `the threaded WASM build failed to start (${(e as { message?: string }).message ?? e})`;
   }
 }

@@ -2,17 +2,19 @@
  * WASM threads under Node (agent/backend/node-pthreads.ts, docs/threads.md), for real: the threaded-SIMD build with
  * 2 threads reports 2 from the module itself, gives the same features as the single-threaded build for both
  * catalogue extractors, lets the process exit on its own, and falls back to 1 thread with a reason when it cannot
- * start. A process initialises the WASM backend once, so each thread count runs in its own child process
+ * start (no SharedArrayBuffer; a pool worker that fails). A process initialises the WASM backend once, so each thread count runs in its own child process
  * (node --import tsx -e CHILD) that prints one JSON line and then simply returns.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { GLUE_MAIN, GLUE_WORKER } from '../../agent/backend/node-pthreads';
 import type { BackendInfo } from '../../agent/backend/wasm';
 import { autoThreads, cpuCount, planThreads } from '../../agent/backend/threads';
 import { CATALOGUE } from '../../agent/extractors/catalogue';
-import { ROOT, SAMPLES } from '../support/cli';
+import { ROOT, SAMPLES, tmpDir } from '../support/cli';
 
 const CHILD = `
 const fs = require('node:fs');
@@ -59,7 +61,7 @@ interface ChildRun {
 const EXTRACTORS = CATALOGUE.map((e) => e.id);
 
 /** `nodeArgs` replaces the default ['--import', 'tsx']. */
-function runChild(threads: 'auto' | number, opts: { extractors?: string[]; nodeArgs?: string[] } = {}): Promise<ChildRun> {
+function runChild(threads: 'auto' | number, opts: { extractors?: string[]; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? ['--import', 'tsx']), '-e', CHILD], {
       cwd: ROOT,
@@ -69,6 +71,7 @@ function runChild(threads: 'auto' | number, opts: { extractors?: string[]; nodeA
         THREADS: JSON.stringify(threads),
         EXTRACTORS: JSON.stringify(opts.extractors ?? EXTRACTORS),
         PHOTO: path.join(SAMPLES, 'fish', 'fish1.jpg'),
+        ...opts.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -161,5 +164,22 @@ describe('WASM threads under Node', () => {
     assert.match(info.threadsNote ?? '', /SharedArrayBuffer is unavailable.*running single-threaded/);
     assert.match(run.stderr, /WASM threads: SharedArrayBuffer is unavailable/, 'the fallback is logged as a warning');
     assert.equal(run.report.features.mobilenet_v2_100!.length, 1280, 'inference still works');
+  });
+
+  test('a pool worker that fails to start: single-threaded SIMD with the reason, nothing left running', async () => {
+    // A .wasm folder whose worker glue throws as soon as it runs (the probe worker only checks the main script).
+    const dir = tmpDir('broken-glue-');
+    const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+    for (const f of fs.readdirSync(wasmDist).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmDist, f), path.join(dir, f));
+    fs.copyFileSync(path.join(wasmDist, '..', 'wasm-out', GLUE_MAIN), path.join(dir, GLUE_MAIN));
+    fs.writeFileSync(path.join(dir, GLUE_WORKER), 'module.exports.wasmWorkerContents = "importScripts; throw new Error(\'worker start failed\')";');
+    const run = await runChild(2, { env: { EDGEHEAD_WASM_DIR: dir }, extractors: ['mobilenet_v2_100'] });
+    assert.equal(run.code, 0, run.stderr);
+    const { info } = run.report;
+    assert.equal(info.threads, 1);
+    assert.equal(info.wasmBinary, 'tfjs-backend-wasm-simd.wasm');
+    assert.match(info.threadsNote ?? '', /threaded WASM build failed to start \(a pthread worker failed: .*\); running single-threaded/);
+    assert.equal(run.report.features.mobilenet_v2_100!.length, 1280, 'inference still works');
+    assert.ok(run.exitAfterMs < 5_000, `exited ${Math.round(run.exitAfterMs)} ms after its report (failed workers must not keep it alive)`);
   });
 });

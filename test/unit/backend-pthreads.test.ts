@@ -27,6 +27,11 @@ const workerThreads = require('node:worker_threads') as { Worker: typeof Worker 
 
 const glue: ThreadedGlue = { mainScript: '/opt/edgehead/wasm/' + GLUE_MAIN, workerSource: 'var x = "a\nb"; importScripts(1);' };
 
+/** Resolves once the worker has exited (threadId is -1 from then on). */
+function ended(worker: Worker): Promise<void> {
+  return new Promise((resolve) => (worker.threadId === -1 ? resolve() : worker.once('exit', () => resolve())));
+}
+
 function decode(url: URL): string {
   assert.equal(url.protocol, 'data:');
   return decodeURIComponent(url.href.slice('data:text/javascript,'.length));
@@ -82,6 +87,36 @@ describe('withNodePthreads', () => {
       await Promise.all(spawned.map((w) => w.terminate()));
       if (before.g === undefined) delete (globalThis as { Worker?: unknown }).Worker;
     }
+  });
+
+  test("a worker's error during init fails the start (instead of the glue rethrowing it) and ends the workers", async () => {
+    let worker: Worker | undefined;
+    await assert.rejects(
+      withNodePthreads(glue, 2, () => {
+        worker = new workerThreads.Worker('throw new Error("cannot load")', { eval: true });
+        worker.on('error', () => assert.fail('the error must not reach the listeners during the start'));
+        return new Promise<never>(() => {});
+      }),
+      /a pthread worker failed: cannot load/,
+    );
+    await ended(worker!);
+  });
+
+  test('an init that never answers is given up after the timeout, workers terminated', async () => {
+    let worker: Worker | undefined;
+    await assert.rejects(
+      withNodePthreads(
+        glue,
+        2,
+        () => {
+          worker = new workerThreads.Worker('setInterval(() => {}, 1000)', { eval: true });
+          return new Promise<never>(() => {});
+        },
+        200,
+      ),
+      /no answer within 200 ms/,
+    );
+    await ended(worker!);
   });
 
   test('a failing init is rethrown and everything is restored', async () => {
