@@ -19,7 +19,8 @@ export const BackendSchema = section(
     }),
     threads: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
       default: 'auto',
-      description: 'WASM worker threads: "auto" or a count. 1 = single-threaded.',
+      description:
+        'WASM worker threads: a count (1 = single-threaded), or "auto" = one fewer than the CPUs, at least 1, at most 4 (2 CPUs -> 1, a Pi 4 -> 3): a pool thread sharing its core with other work slows every frame (docs/threads.md).',
     }),
   },
   'Inference backend.',

@@ -23,9 +23,9 @@ export function cpuCount(): number {
 /**
  * The 'auto' policy: one core fewer than the machine has, at least 1, at most AUTO_MAX_THREADS
  * (1 CPU -> 1, 2 -> 1, 3 -> 2, 4 (Pi 4) -> 3, 8 -> 4).
- * Why not every core: XNNPACK ends each of the ~100 parallel ops of a MobileNetV2 frame with a barrier, so a pool
+ * Why not every core: XNNPACK ends each of the dozens of parallel ops of a MobileNetV2 frame with a barrier, so a pool
  * thread that loses its core to another process stalls the whole frame. Measured on 2 cores (docs/threads.md), 2
- * threads are 1.7-1.8x faster than 1 on an idle machine but slower than 1 as soon as one other process keeps a core
+ * threads are 1.65-1.73x faster than 1 on an idle machine but slower than 1 as soon as one other process keeps a core
  * busy. Keeping a core free for the rest of the board (camera capture, MQTT, the OS) keeps the pool's threads on
  * cores of their own under that usual load. A board whose every core is busy is better off with `threads: 1`.
  */
