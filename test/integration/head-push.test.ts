@@ -10,11 +10,11 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import { makeHeadFile } from '../../agent/head/format';
 import { writeHeadFile } from '../../agent/head/files';
-import type { HeadStateMessage, HeadUpdateStatus } from '../../agent/mqtt/topics';
+import type { HeadUpdateStatus } from '../../agent/mqtt/topics';
 import { hasStackTrace, runCli, tmpDir } from '../support/cli';
 import { freePort, Mosquitto, MOSQUITTO } from '../support/mosquitto';
+import { headStateJson, kitchenHead } from '../support/push-fixtures';
 
 const dir = tmpDir('head-push-');
 let version = 0;
@@ -23,32 +23,13 @@ let version = 0;
 function headFile(): { file: string; bytes: Buffer; cid: string } {
   version++;
   const file = path.join(dir, `kitchen-v${version}.head`);
-  writeHeadFile(
-    file,
-    makeHeadFile({
-      id: 'kitchen',
-      version,
-      classes: ['cat', 'dog'],
-      extractor: { id: 'mobilenet_v2_140', fingerprint: createHash('sha256').update('m').digest('hex') },
-      kernel: new Float32Array([0.5, -0.5, 1, 2, -1, 0.25]),
-      bias: new Float32Array([0.1, -0.1]),
-      testVectors: [{ features: [1, 0, 0], logits: [0.6, -0.6] }],
-    }),
-  );
+  writeHeadFile(file, kitchenHead(version));
   const bytes = fs.readFileSync(file);
   return { file, bytes, cid: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
 }
 
 function stateJson(device: string, status: HeadUpdateStatus, correlationId: string, via: string, reason?: string): string {
-  const ref = { id: 'kitchen', version: 1, sha256: '0'.repeat(64), appliedAt: new Date().toISOString() };
-  const msg: HeadStateMessage = {
-    device,
-    active: ref,
-    previous: null,
-    lastUpdate: { status, correlationId, via, receivedAt: new Date().toISOString(), ...(reason ? { reason } : {}) },
-    shadow: null,
-  };
-  return JSON.stringify(msg);
+  return headStateJson(device, status, correlationId, { via, reason, at: new Date().toISOString() });
 }
 
 async function connect(url: string, clientId: string): Promise<MqttClient> {

@@ -9,37 +9,19 @@ import { after, before, describe, test } from 'node:test';
 import { Aedes } from 'aedes';
 import { type IClientOptions, MqttClient } from 'mqtt';
 import { formatPushResult, type MqttConnect, pushHead, type PushOptions, type PushResult } from '../../agent/fleet/push';
-import { encodeHead, makeHeadFile } from '../../agent/head/format';
-import type { HeadStateMessage, HeadUpdateStatus } from '../../agent/mqtt/topics';
+import { encodeHead } from '../../agent/head/format';
+import type { HeadUpdateStatus } from '../../agent/mqtt/topics';
 import { EdgeheadError } from '../../agent/util/errors';
+import { headStateJson, kitchenHead } from '../support/push-fixtures';
 
 function headBytes(version = 1): Uint8Array {
-  return encodeHead(
-    makeHeadFile({
-      id: 'kitchen',
-      version,
-      classes: ['cat', 'dog'],
-      extractor: { id: 'mobilenet_v2_140', fingerprint: createHash('sha256').update('m').digest('hex') },
-      kernel: new Float32Array([0.5, -0.5, 1, 2, -1, 0.25]),
-      bias: new Float32Array([0.1, -0.1]),
-      createdAt: new Date('2024-05-01T12:00:00Z'),
-      testVectors: [{ features: [1, 0, 0], logits: [0.6, -0.6] }],
-    }),
-  );
+  return encodeHead(kitchenHead(version, new Date('2024-05-01T12:00:00Z')));
 }
 
 const cid = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 
 function state(device: string, status: HeadUpdateStatus, correlationId: string, reason?: string): string {
-  const ref = { id: 'kitchen', version: 1, sha256: '0'.repeat(64), appliedAt: '2024-05-01T12:00:00.000Z' };
-  const msg: HeadStateMessage = {
-    device,
-    active: ref,
-    previous: null,
-    lastUpdate: { status, correlationId, via: 'test', receivedAt: '2024-05-01T12:00:00.000Z', ...(reason ? { reason } : {}) },
-    shadow: null,
-  };
-  return JSON.stringify(msg);
+  return headStateJson(device, status, correlationId, { via: 'test', reason, at: '2024-05-01T12:00:00.000Z' });
 }
 
 let aedes: Aedes;

@@ -1,0 +1,31 @@
+/** Fixtures shared by the head-push tests: a tiny 2-class head and the head/state message a device answers with. */
+import { createHash } from 'node:crypto';
+import { type HeadFile, makeHeadFile } from '../../agent/head/format';
+import type { HeadStateMessage, HeadUpdateStatus } from '../../agent/mqtt/topics';
+
+/** Head "kitchen" (cat/dog, 3-d features, one test vector) at the given version. */
+export function kitchenHead(version: number, createdAt?: Date): HeadFile {
+  return makeHeadFile({
+    id: 'kitchen',
+    version,
+    classes: ['cat', 'dog'],
+    extractor: { id: 'mobilenet_v2_140', fingerprint: createHash('sha256').update('m').digest('hex') },
+    kernel: new Float32Array([0.5, -0.5, 1, 2, -1, 0.25]),
+    bias: new Float32Array([0.1, -0.1]),
+    ...(createdAt ? { createdAt } : {}),
+    testVectors: [{ features: [1, 0, 0], logits: [0.6, -0.6] }],
+  });
+}
+
+/** The retained head/state JSON a (fake) device publishes in answer to a payload. */
+export function headStateJson(device: string, status: HeadUpdateStatus, correlationId: string, opts: { via: string; reason?: string; at: string }): string {
+  const ref = { id: 'kitchen', version: 1, sha256: '0'.repeat(64), appliedAt: opts.at };
+  const msg: HeadStateMessage = {
+    device,
+    active: ref,
+    previous: null,
+    lastUpdate: { status, correlationId, via: opts.via, receivedAt: opts.at, ...(opts.reason ? { reason: opts.reason } : {}) },
+    shadow: null,
+  };
+  return JSON.stringify(msg);
+}
