@@ -1,55 +1,311 @@
 /**
- * `npm run bench [-- --json FILE] [--frames N] [--threads N]`: every configuration in its own process, one after
- * the other in the same invocation, so the numbers are comparable (see docs/BENCHMARKS.md). Not a test.
+ * `npm run bench [-- --json FILE] [--frames N] [--turn K] [--threads N] [--sequential] [--no-agent]`. Not a test.
+ *
+ * Every configuration runs in its own process (the WASM backend initialises once per process). The processes start
+ * one after the other (so cold start and memory are their own), then take turns: each turn runs K frames of one
+ * configuration while the others wait idle, and the order rotates every round. A burst of load from the other users
+ * of a shared machine then hits every configuration alike, and the ratios of medians stay meaningful; with
+ * `--sequential` each configuration runs all its frames in one go instead (less memory: one process at a time).
+ * Then: tfjs-backend-cpu on a few frames, head-swap latency, and the running agent's memory (the esbuild bundle,
+ * 1 and N threads). See docs/BENCHMARKS.md.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { progressBar } from '../agent/util/progress';
+import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
 
 const root = path.resolve(__dirname, '..');
-const tsx = path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 
-interface Result {
-  extractor: string;
-  path: string;
-  threads: number;
-  extractMs: { median: number; p95: number };
-  decodeMs: { median: number; p95: number };
-  resizeMs: { median: number; p95: number };
-  headMs: { median: number; p95: number };
-  preprocessMs: { median: number };
-  preprocess640x480Ms: { median: number; p95: number };
-  totalMs: { median: number; p95: number };
-  framesPerSec: number;
-  coldStartMs: number;
-  rssMB: number;
-  threadsNote: string | null;
+interface Config extends WorkerArgs {
+  /** Timed frames. */
+  frames: number;
 }
 
-function run(script: string, arg?: unknown): string {
-  return execFileSync(process.execPath, [tsx, path.join(root, 'bench', script), ...(arg ? [JSON.stringify(arg)] : [])], {
-    cwd: root,
-    env: { ...process.env, EDGEHEAD_LOG_LEVEL: 'error' },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 16 * 1024 * 1024,
-  }).trim();
+type Stat = { median: number; p95: number };
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const quantile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? round2(s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))]!) : NaN;
+};
+const stat = (xs: number[]): Stat => ({ median: quantile(xs, 0.5), p95: quantile(xs, 0.95) });
+
+/** A configuration's process, answering one message at a time. */
+class BenchProcess {
+  private readonly child: ChildProcess;
+  private pending: ((m: FromWorker) => void) | undefined;
+  private failed: Error | undefined;
+  readonly ready: Promise<Extract<FromWorker, { type: 'ready' }>>;
+
+  constructor(readonly config: Config) {
+    const args: WorkerArgs = { extractor: config.extractor, path: config.path, threads: config.threads, warmup: config.warmup };
+    this.child = fork(path.join(root, 'bench', 'worker.ts'), [JSON.stringify(args)], {
+      cwd: root,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, EDGEHEAD_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (m: FromWorker) => {
+      const p = this.pending;
+      this.pending = undefined;
+      if (m.type === 'error') this.fail(new Error(`${this.name}: ${m.message}`));
+      else p?.(m);
+    });
+    this.child.on('exit', (code) => {
+      if (this.pending) this.fail(new Error(`${this.name}: the worker exited (code ${code})`));
+    });
+    this.ready = this.next() as Promise<Extract<FromWorker, { type: 'ready' }>>;
+  }
+
+  get name(): string {
+    return `${this.config.extractor} ${this.config.path} x${this.config.threads}`;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  private rejectPending: ((e: Error) => void) | undefined;
+
+  private fail(e: Error): void {
+    this.failed = e;
+    this.rejectPending?.(e);
+  }
+
+  private next(): Promise<FromWorker> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.pending = resolve;
+      this.rejectPending = reject;
+    });
+  }
+
+  async turn(frames: number): Promise<Samples> {
+    const reply = this.next();
+    this.child.send({ type: 'turn', frames } satisfies ToWorker);
+    return ((await reply) as Extract<FromWorker, { type: 'turn' }>).samples;
+  }
+
+  async done(): Promise<Extract<FromWorker, { type: 'done' }>> {
+    const reply = this.next();
+    this.child.send({ type: 'done' } satisfies ToWorker);
+    return (await reply) as Extract<FromWorker, { type: 'done' }>;
+  }
+
+  kill(): void {
+    this.child.kill();
+  }
 }
 
-function main(): void {
-  const { values } = parseArgs({ options: { json: { type: 'string' }, frames: { type: 'string' }, threads: { type: 'string' } } });
-  const frames = Number(values.frames ?? 40);
-  const n = Number(values.threads ?? Math.min(os.cpus().length, 4));
-  const configs = [
-    ...['mobilenet_v2_100', 'mobilenet_v2_140'].flatMap((extractor) => [
-      { extractor, path: 'stock', threads: 1, frames },
-      { extractor, path: 'edgehead', threads: 1, frames },
-      { extractor, path: 'edgehead', threads: n, frames },
-    ]),
-    { extractor: 'mobilenet_v2_140', path: 'cpu', threads: 1, frames: 5 },
-  ];
+/** CPU time (ms) used so far by a process and all its threads, from /proc (Linux; 0 elsewhere). */
+function processCpuMs(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in USER_HZ (100 on Linux)
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy and total CPU time of the whole machine (ms, all cores), from /proc/stat. */
+function machineCpuMs(): { busy: number; total: number } | undefined {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0) * 10;
+    const idle = (f[3]! + f[4]!) * 10;
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+function summarise(c: Config, ready: Extract<FromWorker, { type: 'ready' }>, s: Samples, done: Extract<FromWorker, { type: 'done' }>, turnMedians: number[]) {
+  const totalMedian = quantile(s.total, 0.5);
+  return {
+    extractor: c.extractor,
+    path: c.path,
+    threads: ready.threads,
+    threadsRequested: c.threads,
+    threadsNote: ready.threadsNote,
+    simd: ready.simd,
+    executor: ready.executor,
+    frames: s.extract.length,
+    extractMs: stat(s.extract),
+    decodeMs: stat(s.decode),
+    resizeMs: stat(s.resize),
+    headMs: stat(s.head),
+    preprocessMs: { median: quantile(s.decode.map((d, i) => d + s.resize[i]!), 0.5) },
+    preprocess640x480Ms: stat(s.pre640),
+    totalMs: stat(s.total),
+    framesPerSec: round2(1000 / totalMedian),
+    coldStartMs: Math.round(ready.coldStartMs),
+    rssMB: done.rssMB,
+    peakRssMB: done.peakRssMB,
+    tensorsGrowth: done.tensorsGrowth,
+    extractTurnMediansMs: turnMedians,
+  };
+}
+type Result = ReturnType<typeof summarise>;
+
+/** Runs configurations taking turns (or one after the other), with a progress bar over all timed frames. */
+async function runConfigs(configs: Config[], turn: number, sequential: boolean): Promise<{ results: Result[]; otherLoadCores: number | null }> {
+  const turns = configs.map((c) => Math.ceil(c.frames / turn));
+  const bar = progressBar('bench', configs.reduce((a, c) => a + c.frames, 0));
+  let framesDone = 0;
+  const samples = configs.map((): Samples => ({ decode: [], resize: [], extract: [], head: [], total: [], pre640: [] }));
+  const turnMedians = configs.map((): number[] => []);
+  const readies: Extract<FromWorker, { type: 'ready' }>[] = [];
+  const dones: Extract<FromWorker, { type: 'done' }>[] = [];
+  const procs: BenchProcess[] = [];
+  let cpu0: ReturnType<typeof machineCpuMs>;
+  let ours0 = 0;
+  let other: number | null = null;
+  const runTurns = async (i: number, count: number) => {
+    for (let t = 0; t < count; t++) {
+      const k = Math.min(turn, configs[i]!.frames - samples[i]!.extract.length);
+      const s = await procs[i]!.turn(k);
+      for (const key of Object.keys(s) as (keyof Samples)[]) samples[i]![key].push(...s[key]);
+      turnMedians[i]!.push(quantile(s.extract, 0.5));
+      framesDone += k;
+      bar.update(framesDone, procs[i]!.name);
+    }
+  };
+  const measureStart = () => {
+    cpu0 = machineCpuMs();
+    ours0 = procs.reduce((a, p) => a + processCpuMs(p.pid), processCpuMs(process.pid));
+  };
+  const measureEnd = () => {
+    const cpu1 = machineCpuMs();
+    const ours1 = procs.reduce((a, p) => a + processCpuMs(p.pid), processCpuMs(process.pid));
+    if (cpu0 && cpu1 && cpu1.total > cpu0.total) {
+      const cores = os.cpus().length;
+      const elapsed = (cpu1.total - cpu0.total) / cores;
+      other = round2(Math.max(0, cpu1.busy - cpu0.busy - (ours1 - ours0)) / elapsed);
+    }
+  };
+  try {
+    if (sequential) {
+      for (let i = 0; i < configs.length; i++) {
+        procs[i] = new BenchProcess(configs[i]!);
+        readies[i] = await procs[i]!.ready;
+        if (i === 0) measureStart();
+        await runTurns(i, turns[i]!);
+        dones[i] = await procs[i]!.done();
+      }
+      measureEnd();
+    } else {
+      for (let i = 0; i < configs.length; i++) {
+        procs[i] = new BenchProcess(configs[i]!); // one at a time: start-up measured alone
+        readies[i] = await procs[i]!.ready;
+      }
+      measureStart();
+      for (let round = 0; round < Math.max(...turns); round++) {
+        for (let j = 0; j < configs.length; j++) {
+          const i = (j + round) % configs.length;
+          if (round < turns[i]!) await runTurns(i, 1);
+        }
+      }
+      measureEnd();
+      for (let i = 0; i < configs.length; i++) dones[i] = await procs[i]!.done();
+    }
+  } finally {
+    bar.stop();
+    for (const p of procs) p?.kill();
+  }
+  return { results: configs.map((c, i) => summarise(c, readies[i]!, samples[i]!, dones[i]!, turnMedians[i]!)), otherLoadCores: other };
+}
+
+function runScript(script: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', script)], {
+      cwd: root,
+      env: { ...process.env, EDGEHEAD_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${script} exited with ${code}`))));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Resident memory of the running agent (the esbuild bundle, as on a board: embedded broker, bundled frames, one
+ * frame every 500 ms), sampled every second; steady state = median of the second half. */
+async function agentMemory(threads: number, seconds: number): Promise<{ threads: number; rssMB: { steady: number; max: number }; samples: number } | { skipped: string }> {
+  const bundle = path.join(root, 'dist', 'edgehead.cjs');
+  if (!fs.existsSync(bundle)) return { skipped: 'dist/edgehead.cjs not built (npm run build)' };
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-bench-'));
+  const child = spawn(process.execPath, [bundle, 'run'], {
+    env: {
+      ...process.env,
+      EDGEHEAD_LOG_LEVEL: 'warn',
+      EDGEHEAD_BACKEND_THREADS: String(threads),
+      EDGEHEAD_SCHEDULE_INTERVAL_MS: '500',
+      EDGEHEAD_STATE_DIR: state,
+      EDGEHEAD_DEVICE_ID: 'bench',
+      EDGEHEAD_MQTT_URL: `mqtt://127.0.0.1:${await freePort()}`,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const rss: number[] = [];
+  try {
+    for (let t = 0; t < seconds && child.exitCode === null; t++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) rss.push(Number(m[1]) / 1024);
+    }
+  } catch (e) {
+    return { skipped: `cannot read the agent's memory: ${(e as Error).message}` };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r).once('error', r));
+    fs.rmSync(state, { recursive: true, force: true });
+  }
+  if (rss.length < seconds) return { skipped: `the agent exited after ${rss.length} s` };
+  return { threads, rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      json: { type: 'string' },
+      frames: { type: 'string', default: '60' },
+      turn: { type: 'string', default: '5' },
+      threads: { type: 'string' },
+      sequential: { type: 'boolean', default: false },
+      'no-agent': { type: 'boolean', default: false },
+    },
+  });
+  const positive = (name: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) {
+      process.stderr.write(`bench: --${name} must be a positive integer (got ${v})\n`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const frames = positive('frames', values.frames);
+  const turn = positive('turn', values.turn);
+  const n = values.threads ? positive('threads', values.threads) : Math.max(2, Math.min(os.cpus().length, 4));
+  const configs: Config[] = ['mobilenet_v2_100', 'mobilenet_v2_140'].flatMap((extractor) => [
+    { extractor, path: 'stock' as const, threads: 1, warmup: 5, frames },
+    { extractor, path: 'edgehead' as const, threads: 1, warmup: 5, frames },
+    { extractor, path: 'edgehead' as const, threads: n, warmup: 5, frames },
+  ]);
   const machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length,
@@ -57,37 +313,62 @@ function main(): void {
     arch: process.arch,
     node: process.versions.node,
     os: `${os.type()} ${os.release()}`,
-    loadAvgBefore: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    loadAvgBefore: os.loadavg().map(round2),
     date: new Date().toISOString(),
   };
-  const results: Result[] = [];
-  configs.forEach((c, i) => {
-    process.stderr.write(`[${i + 1}/${configs.length + 1}] ${c.extractor} ${c.path} x${c.threads} (${c.frames} frames)...\n`);
-    results.push(JSON.parse(run('worker.ts', c)) as Result);
-  });
-  process.stderr.write(`[${configs.length + 1}/${configs.length + 1}] head-swap latency (5 and 1000 classes)...\n`);
-  const headSwap = JSON.parse(run('head-swap.ts')) as { classes: Record<string, { median: number; p95: number; bytes: number }> };
-  const report = { machine: { ...machine, loadAvgAfter: os.loadavg().map((x) => Math.round(x * 100) / 100) }, results, headSwapMs: headSwap };
+  process.stderr.write(`${configs.length} configurations, ${frames} timed frames each, ${values.sequential ? 'one after the other' : `taking turns of ${turn} frames`}\n`);
+  const main = await runConfigs(configs, turn, values.sequential);
+  process.stderr.write('tfjs-backend-cpu, 5 frames...\n');
+  const cpu = await runConfigs([{ extractor: 'mobilenet_v2_140', path: 'cpu', threads: 1, warmup: 1, frames: 5 }], 5, true);
+  process.stderr.write('head-swap latency (5 and 1000 classes)...\n');
+  const headSwap = JSON.parse(await runScript('head-swap.ts')) as { classes: Record<string, { median: number; p95: number; bytes: number }> };
+  const agent: Awaited<ReturnType<typeof agentMemory>>[] = [];
+  if (!values['no-agent']) {
+    for (const t of [1, n]) {
+      process.stderr.write(`agent memory, ${t} thread(s), 40 s...\n`);
+      agent.push(await agentMemory(t, 40));
+    }
+  }
+  const results = [...main.results, ...cpu.results];
+  const find = (e: string, p: string, t: number) => results.find((r) => r.extractor === e && r.path === p && r.threadsRequested === t);
+  const ratio = (e: string, a: [string, number], b: [string, number]) => {
+    const x = find(e, ...a);
+    const y = find(e, ...b);
+    return x && y ? round2(x.extractMs.median / y.extractMs.median) : null;
+  };
+  const targets = [
+    { target: `mobilenet_v2_100: stock x1 / edgehead x${n} >= 3.5`, value: ratio('mobilenet_v2_100', ['stock', 1], ['edgehead', n]), min: 3.5 },
+    { target: `mobilenet_v2_140: stock x1 / edgehead x${n} >= 1.8`, value: ratio('mobilenet_v2_140', ['stock', 1], ['edgehead', n]), min: 1.8 },
+    { target: 'mobilenet_v2_100: stock x1 / edgehead x1 >= 2', value: ratio('mobilenet_v2_100', ['stock', 1], ['edgehead', 1]), min: 2 },
+    { target: `mobilenet_v2_100: edgehead x${n} extract <= 20 ms`, value: find('mobilenet_v2_100', 'edgehead', n)?.extractMs.median ?? null, max: 20 },
+    { target: `mobilenet_v2_140: edgehead x${n} extract <= 35 ms`, value: find('mobilenet_v2_140', 'edgehead', n)?.extractMs.median ?? null, max: 35 },
+    ...['mobilenet_v2_100', 'mobilenet_v2_140'].map((e) => {
+      const r = find(e, 'edgehead', n);
+      return { target: `${e}: 640x480 preprocessing / edgehead x${n} extract <= 0.25`, value: r ? round2(r.preprocess640x480Ms.median / r.extractMs.median) : null, max: 0.25 };
+    }),
+  ].map((t) => ({ ...t, met: t.value !== null && ('min' in t ? t.value >= t.min! : t.value <= t.max!) }));
+  const report = {
+    machine: { ...machine, loadAvgAfter: os.loadavg().map(round2), otherLoadCores: main.otherLoadCores, mode: values.sequential ? 'sequential' : `turns of ${turn} frames` },
+    results,
+    targets,
+    headSwapMs: headSwap,
+    agentMemory: agent,
+  };
 
-  const rows = results.map((r) => [r.extractor, r.path, String(r.threads), `${r.extractMs.median} / ${r.extractMs.p95}`, `${r.decodeMs.median}`, `${r.resizeMs.median}`, `${r.headMs.median}`, `${r.preprocess640x480Ms.median}`, `${r.framesPerSec}`, `${r.coldStartMs}`, `${r.rssMB}`]);
-  const head = ['extractor', 'path', 'thr', 'extract ms med/p95', 'decode', 'resize', 'head', '640x480 pre', 'fps', 'cold ms', 'rss MB'];
+  const rows = results.map((r) => [r.extractor, r.path, String(r.threads), `${r.extractMs.median} / ${r.extractMs.p95}`, `${r.decodeMs.median}`, `${r.resizeMs.median}`, `${r.headMs.median}`, `${r.preprocess640x480Ms.median}`, `${r.framesPerSec}`, `${r.coldStartMs}`, `${r.rssMB} / ${r.peakRssMB}`]);
+  const head = ['extractor', 'path', 'thr', 'extract ms med/p95', 'decode', 'resize', 'head', '640x480 pre', 'fps', 'cold ms', 'rss/peak MB'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  const out = [line(head), ...rows.map(line)];
-  const ratio = (e: string, a: string, at: number, b: string, bt: number) => {
-    const x = results.find((r) => r.extractor === e && r.path === a && r.threads === at);
-    const y = results.find((r) => r.extractor === e && r.path === b && r.threads === bt);
-    return x && y ? (x.extractMs.median / y.extractMs.median).toFixed(2) : 'n/a';
-  };
-  const nActual = results.find((r) => r.path === 'edgehead' && r.threads > 1)?.threads ?? n;
-  out.push('');
-  for (const e of ['mobilenet_v2_100', 'mobilenet_v2_140']) {
-    out.push(`${e}: stock x1 / edgehead x1 = ${ratio(e, 'stock', 1, 'edgehead', 1)};  stock x1 / edgehead x${nActual} = ${ratio(e, 'stock', 1, 'edgehead', nActual)}`);
-  }
+  const out = [line(head), ...rows.map(line), ''];
+  for (const t of targets) out.push(`${t.met ? 'met    ' : 'NOT met'}  ${t.target}: ${t.value ?? 'n/a'}`);
   out.push(`head swap receipt->applied (signed, test vectors, fsync): ${Object.entries(headSwap.classes).map(([c, v]) => `${c} classes ${v.median} ms (p95 ${v.p95}, ${v.bytes} bytes)`).join('; ')}`);
-  out.push(`machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load ${machine.loadAvgBefore.join(' ')} -> ${report.machine.loadAvgAfter.join(' ')}`);
+  for (const a of agent) out.push('skipped' in a ? `agent memory: skipped (${a.skipped})` : `agent memory, ${a.threads} thread(s): steady ${a.rssMB.steady} MB RSS, max ${a.rssMB.max} MB (${a.samples} s)`);
+  out.push(`machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load ${machine.loadAvgBefore.join(' ')} -> ${report.machine.loadAvgAfter.join(' ')}; other processes during the timed frames: ${main.otherLoadCores ?? 'n/a'} cores`);
   process.stdout.write(out.join('\n') + '\n');
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
 }
 
-main();
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});

@@ -1,8 +1,12 @@
 /**
- * One benchmark configuration in its own process (a process can initialise the WASM backend once):
- *   tsx bench/worker.ts '{"extractor":"mobilenet_v2_100","path":"stock","threads":1,"frames":40}'
- * Prints one JSON line with the result. Paths: "stock" = the model as a tfjs user runs it (tfjs-layers / the
- * converter's graph), "edgehead" = our extractor (fused layers executor), "cpu" = tfjs-backend-cpu.
+ * One benchmark configuration in its own process (a process can initialise the WASM backend once), driven by
+ * bench/run.ts over IPC so that configurations can take turns (see run.ts). Paths: "stock" = the model as a tfjs user
+ * runs it (tfjs-layers / tfjs-converter), "edgehead" = our extractors (fused layers / fused graph executor), "cpu" =
+ * tfjs-backend-cpu (running the stock model).
+ *
+ * Messages in:  {type: 'turn', frames: k} -> runs one untimed frame, k timed frames and one 640x480 preprocessing;
+ *               {type: 'done'}            -> reports memory and exits.
+ * Messages out: {type: 'ready', ...}, {type: 'turn', samples}, {type: 'done', ...}, {type: 'error', message}.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,20 +16,26 @@ import { initBackend } from '../agent/backend/wasm';
 import { loadExtractor } from '../agent/extractors/load';
 import { DenseHead } from '../agent/head/dense-head';
 import { DEMO_HEAD_PATH, readHeadFile } from '../agent/head/files';
-import { extractFeatures } from '../agent/inference/features';
+import { extractFeatures, type FeatureOptions, preprocessFrame } from '../agent/inference/features';
 import { resourcePath } from '../agent/util/paths';
 
-interface Args {
+export interface WorkerArgs {
   extractor: string;
   path: 'stock' | 'edgehead' | 'cpu';
   threads: number;
-  frames: number;
+  /** Untimed frames right after start-up (JIT, XNNPACK operator creation, WASM memory growth). */
+  warmup: number;
 }
 
-const q = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))]! * 100) / 100;
-};
+export type Stage = 'decode' | 'resize' | 'extract' | 'head' | 'total';
+export type Samples = Record<Stage | 'pre640', number[]>;
+
+export type FromWorker =
+  | { type: 'ready'; threads: number; threadsNote: string | null; simd: boolean; coldStartMs: number; featureDim: number; executor: string }
+  | { type: 'turn'; samples: Samples }
+  | { type: 'done'; rssMB: number; peakRssMB: number; tensorsGrowth: number; cpuMs: number }
+  | { type: 'error'; message: string };
+export type ToWorker = { type: 'turn'; frames: number } | { type: 'done' };
 
 function sampleFrames(): Uint8Array[] {
   const root = resourcePath('assets', 'samples');
@@ -38,86 +48,93 @@ function sampleFrames(): Uint8Array[] {
   return out;
 }
 
-/** A 640x480 JPEG (quality 90) made from a sample frame, for the preprocessing target. */
+/** A 640x480 JPEG (quality 90) made from a sample frame: the size of a typical webcam frame. */
 function vgaJpeg(src: Uint8Array): Uint8Array {
   const img = jpeg.decode(src, { useTArray: true, formatAsRGBA: true });
   const rgba = tf.tidy(() => {
     const t = tf.cast(tf.tensor3d(img.data, [img.height, img.width, 4], 'int32'), 'float32') as tf.Tensor3D;
     return tf.round(tf.clipByValue(tf.image.resizeBilinear(t, [480, 640]), 0, 255)).dataSync();
   });
-  const data = Buffer.from(Uint8Array.from(rgba));
-  return new Uint8Array(jpeg.encode({ data, width: 640, height: 480 }, 90).data);
+  return new Uint8Array(jpeg.encode({ data: Buffer.from(Uint8Array.from(rgba)), width: 640, height: 480 }, 90).data);
 }
 
+const send = (m: FromWorker) => process.send!(m);
+
 async function main(): Promise<void> {
-  const a = JSON.parse(process.argv[2]!) as Args;
+  const a = JSON.parse(process.argv[2]!) as WorkerArgs;
   const backend = await initBackend({ backend: a.path === 'cpu' ? 'cpu' : 'wasm', threads: a.threads });
   const extractor = await loadExtractor({ ref: a.extractor, fused: a.path === 'edgehead' });
-  const headFile = readHeadFile(DEMO_HEAD_PATH(), 1 << 24);
-  const head = DenseHead.fromFile({ ...headFile, manifest: { ...headFile.manifest, featureDim: extractor.info.featureDim } , kernel: new Float32Array(extractor.info.featureDim * headFile.manifest.classes.length), bias: headFile.bias });
+  const demo = readHeadFile(DEMO_HEAD_PATH(), 1 << 24);
+  const dim = extractor.info.featureDim;
+  // The demo head's classes with a kernel of the extractor's width: the head's cost, whatever the extractor.
+  const head = DenseHead.fromFile({ ...demo, manifest: { ...demo.manifest, featureDim: dim }, kernel: new Float32Array(dim * demo.manifest.classes.length), bias: demo.bias });
   const frames = sampleFrames();
-  const opts = { resize: 'squash' as const, maxPixels: 40e6 };
-  const stages: Record<'decode' | 'resize' | 'extract' | 'head' | 'total', number[]> = { decode: [], resize: [], extract: [], head: [], total: [] };
-  let coldStartMs = 0;
-  for (let i = 0; i < a.frames; i++) {
+  const vga = vgaJpeg(frames[0]!);
+  const opts: FeatureOptions = { resize: 'squash', maxPixels: 40e6 };
+  let next = 0;
+
+  /** One frame as the agent runs it: bytes -> features -> head. */
+  const frame = (samples?: Samples) => {
     const t0 = performance.now();
-    const r = extractFeatures(extractor, frames[i % frames.length]!, opts);
+    const r = extractFeatures(extractor, frames[next++ % frames.length]!, opts);
     const t1 = performance.now();
     const f = tf.tensor2d(r.features, [1, r.features.length]);
     head.predict(f, 3);
     f.dispose();
     const t2 = performance.now();
-    if (i === 0) coldStartMs = performance.now(); // ms since this process started
-    if (i < 2) continue; // warm-up frames
-    stages.decode.push(r.timings.decode);
-    stages.resize.push(r.timings.resize);
-    stages.extract.push(r.timings.extract);
-    stages.head.push(t2 - t1);
-    stages.total.push(t2 - t0);
-  }
-  // Preprocessing of a 640x480 JPEG: decode + resize + normalize, without the extractor.
-  const vga = vgaJpeg(frames[0]!);
-  const { decodeImage, toModelInput } = await import('../agent/image');
-  const pre: number[] = [];
-  for (let i = 0; i < 30; i++) {
+    if (!samples) return;
+    samples.decode.push(r.timings.decode);
+    samples.resize.push(r.timings.resize);
+    samples.extract.push(r.timings.extract);
+    samples.head.push(t2 - t1);
+    samples.total.push(t2 - t0);
+  };
+  /** decode + resize + normalise of a 640x480 JPEG through the agent's own path, without the extractor. */
+  const preprocess640 = () => {
     const t0 = performance.now();
-    const img = decodeImage(vga, { maxPixels: 40e6 });
-    const x = toModelInput(img, { inputSize: extractor.info.inputSize, valueRange: extractor.info.valueRange, resize: 'squash' });
-    x.dataSync();
-    x.dispose();
-    pre.push(performance.now() - t0);
-  }
-  const stat = (xs: number[]) => ({ median: q(xs, 0.5), p95: q(xs, 0.95) });
-  const totalMedian = q(stages.total, 0.5);
-  process.stdout.write(
-    JSON.stringify({
-      extractor: a.extractor,
-      path: a.path,
-      threads: backend.threads,
-      threadsRequested: a.threads,
-      threadsNote: backend.threadsNote ?? null,
-      simd: backend.simd,
-      frames: stages.total.length,
-      extractMs: stat(stages.extract),
-      decodeMs: stat(stages.decode),
-      resizeMs: stat(stages.resize),
-      headMs: stat(stages.head),
-      preprocessMs: { median: q(stages.decode.map((d, i) => d + stages.resize[i]!), 0.5) },
-      preprocess640x480Ms: stat(pre),
-      totalMs: stat(stages.total),
-      framesPerSec: Math.round((1000 / totalMedian) * 10) / 10,
-      coldStartMs: Math.round(coldStartMs),
-      rssMB: Math.round(process.resourceUsage().maxRSS / 1024),
-    }) + '\n',
-  );
-  head.dispose();
-  extractor.dispose();
+    const { input } = preprocessFrame(extractor.info, vga, opts);
+    input.dataSync();
+    input.dispose();
+    return performance.now() - t0;
+  };
+
+  frame();
+  const coldStartMs = performance.now(); // process start -> first prediction
+  for (let i = 1; i < a.warmup; i++) frame();
+  preprocess640();
+  const tensors = tf.memory().numTensors;
+  const ex = extractor.info.executor;
+  const executor = ex ? `${ex.kind}${ex.retention ? ` (${ex.retention})` : ''}` : 'unknown';
+  send({ type: 'ready', threads: backend.threads, threadsNote: backend.threadsNote ?? null, simd: backend.simd, coldStartMs, featureDim: dim, executor });
+
+  process.on('message', (m: ToWorker) => {
+    try {
+      if (m.type === 'turn') {
+        const samples: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
+        frame(); // untimed: the pool's threads were asleep while the other configurations ran
+        for (let i = 0; i < m.frames; i++) frame(samples);
+        samples.pre640.push(preprocess640());
+        send({ type: 'turn', samples });
+      } else {
+        const usage = process.resourceUsage();
+        const result: FromWorker = {
+          type: 'done',
+          rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+          peakRssMB: Math.round(usage.maxRSS / 1024),
+          tensorsGrowth: tf.memory().numTensors - tensors,
+          cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
+        };
+        head.dispose();
+        extractor.dispose();
+        process.send!(result, () => process.exit(0));
+      }
+    } catch (e) {
+      send({ type: 'error', message: (e as Error).stack ?? String(e) });
+    }
+  });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    process.stderr.write(`bench worker failed: ${e?.stack ?? e}\n`);
-    process.exit(1);
-  },
-);
+main().catch((e) => {
+  send({ type: 'error', message: (e as Error)?.stack ?? String(e) });
+  process.exit(1);
+});

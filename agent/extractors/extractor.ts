@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { canonicalJson } from '../util/canonical-json';
 import { sha256Hex } from '../util/hash';
 import type { ModelFolder } from './model-files';
+import type { Retention } from './step-runner';
 
 export interface ExtractorInfo {
   /** Catalogue id, or a name derived from the path/URL. */
@@ -19,6 +20,9 @@ export interface ExtractorInfo {
   fingerprint: string;
   paramCount: number;
   outputNode?: string;
+  /** What runs the model: edgehead's executors (fused-layers.ts, fused-graph.ts, with their memory policy, see
+   * step-runner.ts) or the TF.js libraries as shipped. Not part of the fingerprint: all give the same features. */
+  executor?: { kind: 'fused-layers' | 'fused-graph' | 'tfjs-layers' | 'tfjs-converter'; retention?: Retention };
 }
 
 export interface Extractor {

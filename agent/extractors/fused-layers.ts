@@ -4,7 +4,8 @@
  * - BatchNormalization folded into the Conv2D/DepthwiseConv2D before it (kernel and bias rewritten once at load),
  * - a following ReLU/Activation (relu, relu6) applied by the fused conv kernel,
  * - ZeroPadding2D merged into the following conv's padding when the kernel can express it,
- * - Dropout and linear Activation removed, intermediate tensors freed as soon as their last consumer has run.
+ * - Dropout and linear Activation removed; intermediate tensors freed as soon as their last consumer has run, or at
+ *   the end of the pass on a threaded backend (step-runner.ts explains why).
  *
  * The rest (Add, pooling, Flatten, Dense, Reshape, other activations, BatchNormalization that cannot be folded) runs
  * as plain TF.js ops with tfjs-layers' formulas. A model using anything else raises KerasUnsupported at build time
@@ -24,6 +25,7 @@ import {
 } from './keras-graph';
 import { type Activation, activationOf, foldBatchNorm, type Pads, padsEqual, padsZero, reluLayer, samePads } from './keras-ops';
 import { type ModelFolder, toArtifacts } from './model-files';
+import { defaultRetention, type Retention, type Step, stepRunner } from './step-runner';
 
 export interface FusionSummary {
   /** Keras layers the output depends on (InputLayer excluded). */
@@ -42,20 +44,16 @@ export interface FusedLayersModel {
   /** [h, w, c] of the model input (null where dynamic). */
   readonly inputShape: (number | null)[];
   readonly summary: FusionSummary;
+  /** When intermediate values are freed (step-runner.ts). */
+  readonly retention: Retention;
   /** [n, h, w, c] -> the model's output. Runs in tf.tidy; the caller owns the result. */
   predict(x: tf.Tensor4D): tf.Tensor;
   /** Frees every weight tensor. */
   dispose(): void;
 }
 
-interface Step {
-  out: string;
-  inputs: string[];
-  run(xs: tf.Tensor[]): tf.Tensor;
-}
-
 /** Builds the executor; throws KerasUnsupported for models it does not cover. */
-export function buildFusedLayersModel(folder: ModelFolder): FusedLayersModel {
+export function buildFusedLayersModel(folder: ModelFolder, opts: { retention?: Retention } = {}): FusedLayersModel {
   const graph = parseKerasTopology(folder.json.modelTopology);
   const artifacts = toArtifacts(folder);
   const kept: tf.Tensor[] = [];
@@ -70,36 +68,15 @@ export function buildFusedLayersModel(folder: ModelFolder): FusedLayersModel {
     throw e;
   }
   const { steps, output, summary } = built!;
-  const { input } = graph;
-
-  // How often each value is read (plus once for the output): a value is freed after its last reader has run.
-  const reads = new Map<string, number>([[output, 1]]);
-  for (const s of steps) for (const i of s.inputs) reads.set(i, (reads.get(i) ?? 0) + 1);
+  const retention = opts.retention ?? defaultRetention();
+  const forward = stepRunner(steps, graph.input, output, retention);
 
   let disposed = false;
   return {
     inputShape: graph.inputShape,
     summary,
-    predict: (x) =>
-      tf.tidy(() => {
-        const env = new Map<string, tf.Tensor>([[input, x]]);
-        const left = new Map(reads);
-        for (const step of steps) {
-          const xs = step.inputs.map((n) => env.get(n)!);
-          let y = step.run(xs);
-          if (xs.includes(y)) y = tf.clone(y);
-          for (const n of step.inputs) {
-            const k = left.get(n)! - 1;
-            left.set(n, k);
-            if (k === 0 && n !== input) {
-              env.get(n)!.dispose();
-              env.delete(n);
-            }
-          }
-          env.set(step.out, y);
-        }
-        return env.get(output)!;
-      }),
+    retention,
+    predict: (x) => forward(x),
     dispose: () => {
       if (disposed) return;
       disposed = true;

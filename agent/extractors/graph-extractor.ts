@@ -1,11 +1,58 @@
-/** Extractor over a TF.js graph model (tfjs-converter), e.g. TF-Hub feature-vector models. */
+/**
+ * Extractor over a TF.js graph model (tfjs-converter), e.g. TF-Hub feature-vector models. By default the model runs
+ * on the fused graph executor (fused-graph.ts); graphs it does not cover, and `fused: false`, run on tfjs-converter's
+ * GraphModel ("stock"). Both give the same features; the fingerprint is that of the model files either way.
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import { type GraphModel, loadGraphModel } from '@tensorflow/tfjs-converter';
 import { EdgeheadError } from '../util/errors';
+import { createLogger } from '../util/log';
 import { type Extractor, makeExtractor, type PartialInfo } from './extractor';
+import { buildFusedGraphModel, GraphUnsupported } from './fused-graph';
 import { type ModelFolder, toArtifacts } from './model-files';
 
-export async function loadGraphExtractor(folder: ModelFolder, info: PartialInfo): Promise<Extractor> {
+const log = createLogger('extractor:graph');
+
+export interface GraphExtractorOptions {
+  /** Run on the fused graph executor when the graph allows it (default true); false = tfjs-converter. */
+  fused?: boolean;
+}
+
+export async function loadGraphExtractor(folder: ModelFolder, info: PartialInfo, opts: GraphExtractorOptions = {}): Promise<Extractor> {
+  if (opts.fused !== false) {
+    try {
+      return loadFusedGraphExtractor(folder, info);
+    } catch (e) {
+      const fields = { model: info.source, reason: (e as Error).message };
+      if (e instanceof GraphUnsupported) log.debug('fused graph executor does not cover this model; running it on tfjs-converter', fields);
+      else {
+        log.warn('fused graph executor failed; running the model on tfjs-converter', fields);
+        log.debug('fused graph executor failure', { stack: (e as Error).stack });
+      }
+    }
+  }
+  return loadStockGraphExtractor(folder, info);
+}
+
+/** The fused graph executor only: throws GraphUnsupported (or the build's error) instead of falling back. */
+export function loadFusedGraphExtractor(folder: ModelFolder, info: PartialInfo): Extractor {
+  const model = buildFusedGraphModel(folder, { outputNode: info.outputNode });
+  try {
+    const placeholder = (folder.json.modelTopology as { node: { name: string; attr?: { shape?: { shape?: { dim?: { size?: string }[] } } } }[] }).node.find(
+      (n) => n.name === model.input,
+    );
+    const dims = placeholder?.attr?.shape?.shape?.dim?.map((d) => Number(d.size ?? -1));
+    const inputSize = info.inputSize ?? staticInputSize(dims) ?? [224, 224];
+    const executor = { kind: 'fused-graph' as const, retention: model.retention };
+    return makeExtractor({ ...info, executor }, inputSize, (x) => model.predict(x), () => model.dispose());
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** tfjs-converter's GraphModel, as a tfjs user would run it. */
+export async function loadStockGraphExtractor(folder: ModelFolder, info: PartialInfo): Promise<Extractor> {
   let model: GraphModel;
   try {
     model = await loadGraphModel(tf.io.fromMemory(toArtifacts(folder)));
@@ -15,7 +62,7 @@ export async function loadGraphExtractor(folder: ModelFolder, info: PartialInfo)
   const inputSize = info.inputSize ?? staticInputSize(model.inputs[0]?.shape) ?? [224, 224];
   const { outputNode } = info;
   const forward = (x: tf.Tensor4D) => (outputNode ? model.execute(x, outputNode) : model.execute(x)) as tf.Tensor;
-  return makeExtractor(info, inputSize, forward, () => model.dispose());
+  return makeExtractor({ ...info, executor: { kind: 'tfjs-converter' } }, inputSize, forward, () => model.dispose());
 }
 
 /** [n, h, w, c] with known h and w; TF Hub models often leave them dynamic (-1). */

@@ -41,7 +41,8 @@ export function loadFusedLayersExtractor(folder: ModelFolder, info: PartialInfo)
   const model = buildFusedLayersModel(folder);
   try {
     const inputSize = info.inputSize ?? staticInputSize([null, ...model.inputShape]) ?? [224, 224];
-    return makeExtractor(info, inputSize, (x) => model.predict(x), () => model.dispose());
+    const executor = { kind: 'fused-layers' as const, retention: model.retention };
+    return makeExtractor({ ...info, executor }, inputSize, (x) => model.predict(x), () => model.dispose());
   } catch (e) {
     model.dispose();
     throw e;
@@ -57,5 +58,5 @@ export async function loadStockLayersExtractor(folder: ModelFolder, info: Partia
     throw new EdgeheadError('BAD_MODEL', `cannot load layers model from ${info.source}: ${(e as Error).message}`);
   }
   const inputSize = info.inputSize ?? staticInputSize(model.inputs[0]?.shape) ?? [224, 224];
-  return makeExtractor(info, inputSize, (x) => model.predict(x) as tf.Tensor, () => model.dispose());
+  return makeExtractor({ ...info, executor: { kind: 'tfjs-layers' } }, inputSize, (x) => model.predict(x) as tf.Tensor, () => model.dispose());
 }

@@ -20,7 +20,8 @@ export interface ExtractorSpec {
   /** Overrides for models that do not declare them (catalogue models declare their own). */
   valueRange?: [number, number];
   inputSize?: [number, number];
-  /** Layers models: run the fused executor (BatchNorm folded, activations fused); false = tfjs-layers as shipped. */
+  /** Run edgehead's executors (layers: BatchNorm folded, activations fused; graph: the converter's fused ops from a
+   * plan made at load); false = tfjs-layers / tfjs-converter as shipped ("stock"). */
   fused?: boolean;
   cacheDir?: string;
   timeoutMs?: number;
@@ -97,5 +98,5 @@ async function build(
     fingerprint: fingerprintOf(folder, base.outputNode),
     paramCount: paramCountOf(folder),
   };
-  return base.format === 'graph' ? loadGraphExtractor(folder, info) : loadLayersExtractor(folder, info, { fused });
+  return base.format === 'graph' ? loadGraphExtractor(folder, info, { fused }) : loadLayersExtractor(folder, info, { fused });
 }

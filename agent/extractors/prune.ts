@@ -4,6 +4,7 @@
  */
 import type { io } from '@tensorflow/tfjs-core';
 import { EdgeheadError } from '../util/errors';
+import { ancestors, type GraphNode, inputNodeName } from './graph-def';
 import { type ModelFolder, storedByteSize } from './model-files';
 
 /** Keeps the weight entries accepted by `keep`, slicing their bytes out of the concatenated weight data. */
@@ -21,27 +22,6 @@ function filterWeights(folder: ModelFolder, keep: (name: string) => boolean): { 
   }
   return { weights, data: new Uint8Array(Buffer.concat(parts)) };
 }
-
-/** Names reachable from `start` by following `parents` (start included). */
-function ancestors(start: string, parents: (name: string) => string[]): Set<string> {
-  const seen = new Set<string>();
-  const stack = [start];
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    stack.push(...parents(name));
-  }
-  return seen;
-}
-
-interface GraphNode {
-  name: string;
-  op: string;
-  input?: string[];
-}
-
-const inputNodeName = (input: string): string => input.replace(/^\^/, '').replace(/:\d+$/, '');
 
 /** Graph model: keep the ancestors of `outputNode`; it becomes the model's only output. */
 export function pruneGraph(folder: ModelFolder, outputNode: string): ModelFolder {

@@ -1,7 +1,8 @@
 /**
  * The catalogue's layers model (mobilenet_v2_100) on the fused executor: equal to tfjs-layers on a real photo and on
  * random inputs, on WASM (single thread) and on the CPU backend; leak-free; bound to the same fingerprint. Also
- * prints ms/frame of both paths (informational, not asserted).
+ * prints ms/frame of both paths (informational, not asserted). Then the graph model (mobilenet_v2_140) on the fused
+ * graph executor against tfjs-converter.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -11,7 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../agent/backend/wasm';
 import { catalogueEntry } from '../../agent/extractors/catalogue';
 import { type Extractor, fingerprintOf, paramCountOf, type PartialInfo } from '../../agent/extractors/extractor';
+import { buildFusedGraphModel } from '../../agent/extractors/fused-graph';
 import { buildFusedLayersModel } from '../../agent/extractors/fused-layers';
+import { loadFusedGraphExtractor, loadStockGraphExtractor } from '../../agent/extractors/graph-extractor';
 import { loadFusedLayersExtractor, loadStockLayersExtractor } from '../../agent/extractors/layers-extractor';
 import { loadExtractor } from '../../agent/extractors/load';
 import { type ModelFolder, readModelFolder } from '../../agent/extractors/model-files';
@@ -135,3 +138,50 @@ for (const backend of ['wasm', 'cpu'] as const) {
     });
   });
 }
+
+describe('mobilenet_v2_140: fused graph executor vs tfjs-converter (wasm)', () => {
+  const id = 'mobilenet_v2_140';
+  const e140 = catalogueEntry(id)!;
+  const f140 = readModelFolder(path.join(ROOT, 'models', id));
+  const i140: PartialInfo = { ...info, id, format: 'graph', valueRange: e140.valueRange, inputSize: e140.inputSize, fingerprint: fingerprintOf(f140), paramCount: paramCountOf(f140) };
+  let fused: Extractor;
+  let stock: Extractor;
+  before(async () => {
+    await initBackend({ backend: 'wasm', threads: 1 });
+    fused = loadFusedGraphExtractor(f140, i140); // throws instead of falling back
+    stock = await loadStockGraphExtractor(f140, i140);
+  });
+  after(() => {
+    fused.dispose();
+    stock.dispose();
+  });
+
+  test('every node of the pruned TF-Hub graph is covered: 66 ops, 66 steps; loadExtractor picks it', async () => {
+    const m = buildFusedGraphModel(f140);
+    m.dispose();
+    assert.deepEqual(m.summary, { nodes: 66, steps: 66 });
+    const ex = await loadExtractor({ ref: id });
+    try {
+      assert.deepEqual(ex.info.executor, { kind: 'fused-graph', retention: 'lastUse' });
+      assert.equal(ex.info.fingerprint, stock.info.fingerprint);
+    } finally {
+      ex.dispose();
+    }
+  });
+
+  test('a real photo and a random batch of 2: within 1e-5 of tfjs-converter (same kernels); no tensor leak', (t) => {
+    const start = tf.memory().numTensors;
+    for (const x of [tf.tidy(() => toModelInput(decodeImage(photo, { maxPixels: 1e8 }), { inputSize: e140.inputSize, valueRange: e140.valueRange, resize: 'squash' })), randomInput(2, 5)]) {
+      const d = tf.tidy(() => {
+        const a = fused.extract(x);
+        const b = stock.extract(x);
+        assert.deepEqual(a.shape, [x.shape[0], e140.featureDim]);
+        return tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!;
+      });
+      x.dispose();
+      t.diagnostic(`max abs diff ${d}`);
+      assert.ok(d <= 1e-5, `max abs diff ${d}`);
+    }
+    assert.equal(tf.memory().numTensors, start);
+  });
+});

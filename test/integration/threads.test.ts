@@ -26,17 +26,19 @@ const { decodeImage, toModelInput } = require(${JSON.stringify(path.join(ROOT, '
 async function main() {
   const info = await initBackend({ backend: 'wasm', threads: JSON.parse(process.env.THREADS) });
   const features = {};
+  const executors = {};
   const img = decodeImage(new Uint8Array(fs.readFileSync(process.env.PHOTO)), { maxPixels: 1e8 });
   for (const ref of JSON.parse(process.env.EXTRACTORS)) {
     const ex = await loadExtractor({ ref });
     const input = toModelInput(img, { inputSize: ex.info.inputSize, valueRange: ex.info.valueRange, resize: 'squash' });
     const out = ex.extract(input);
     features[ref] = Array.from(out.dataSync());
+    executors[ref] = ex.info.executor;
     out.dispose();
     input.dispose();
     ex.dispose();
   }
-  const report = { info, moduleThreads: tf.backend().wasm.tfjs.getThreadsCount(), packageThreads: wasm.getThreadsCount(), features };
+  const report = { info, moduleThreads: tf.backend().wasm.tfjs.getThreadsCount(), packageThreads: wasm.getThreadsCount(), features, executors };
   process.stdout.write(JSON.stringify(report) + '\\n');
   // and return: no process.exit(), the pool's workers must not keep the process alive
 }
@@ -48,6 +50,7 @@ interface ChildReport {
   moduleThreads: number;
   packageThreads: number;
   features: Record<string, number[]>;
+  executors: Record<string, { kind: string; retention?: string }>;
 }
 
 interface ChildRun {
@@ -142,6 +145,15 @@ describe('WASM threads under Node', () => {
       assert.ok(d <= 1e-5, `max |2 threads - 1 thread| = ${d}`);
     });
   }
+
+  test("edgehead's executors keep a frame's values until its end with 2 threads, free them at last use with 1", () => {
+    assert.ok(one && two, 'needs both runs');
+    for (const id of EXTRACTORS) {
+      assert.equal(one.report.executors[id]!.retention, 'lastUse', id);
+      assert.equal(two.report.executors[id]!.retention, 'frame', id);
+    }
+    assert.deepEqual(Object.values(two.report.executors).map((e) => e.kind).sort(), ['fused-graph', 'fused-layers']);
+  });
 
   test(`threads: 'auto' starts autoThreads(cpus) = ${autoThreads(cpuCount())} here, and says why if fewer than the CPUs`, async () => {
     const run = await runChild('auto', { extractors: [] });

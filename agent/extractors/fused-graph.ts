@@ -1,0 +1,300 @@
+/**
+ * A lean executor for TF.js graph models (tfjs-converter's format, e.g. TF-Hub feature vectors), inference only.
+ *
+ * The converter already folds BatchNorm and fuses bias + activation into its _FusedConv2D /
+ * FusedDepthwiseConv2dNative nodes; this executor runs those nodes as the same TF.js ops, but from a plan made once
+ * at load (constants bound, Identity nodes removed, attributes parsed) and with the memory policy of step-runner.ts.
+ * That policy is what makes it faster on the threaded backend (docs/fusion.md); on one thread it runs as fast as
+ * tfjs-converter's GraphExecutor, with the same outputs (same kernels).
+ *
+ * It covers the ops of convolutional feature extractors (list in SUPPORTED_OPS, NHWC only); any other op, control
+ * flow, or a graph without a single input and output raises GraphUnsupported and the caller runs the model on
+ * tfjs-converter instead.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { type AttrValue, ancestors, attrInt, attrInts, attrString, attrStrings, type GraphNode, inputNodeName } from './graph-def';
+import { type ModelFolder, toArtifacts } from './model-files';
+import { defaultRetention, type Retention, type Step, stepRunner } from './step-runner';
+
+export class GraphUnsupported extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GraphUnsupported';
+  }
+}
+
+export interface FusedGraphModel {
+  readonly input: string;
+  readonly output: string;
+  /** Op nodes the output depends on, and the steps run per call (Identity nodes need none). */
+  readonly summary: { nodes: number; steps: number };
+  readonly retention: Retention;
+  /** [n, h, w, c] -> the output node's value. Runs in tf.tidy; the caller owns the result. */
+  predict(x: tf.Tensor4D): tf.Tensor;
+  dispose(): void;
+}
+
+export const SUPPORTED_OPS = [
+  '_FusedConv2D',
+  'FusedDepthwiseConv2dNative',
+  'Conv2D',
+  'DepthwiseConv2dNative',
+  'BiasAdd',
+  'Add',
+  'AddV2',
+  'Sub',
+  'Mul',
+  'RealDiv',
+  'Maximum',
+  'Minimum',
+  'Relu',
+  'Relu6',
+  'AvgPool',
+  'MaxPool',
+  'Mean',
+  'Squeeze',
+  'Reshape',
+  'Identity',
+  'StopGradient',
+  'Snapshot',
+] as const;
+const SUPPORTED = new Set<string>(SUPPORTED_OPS);
+
+const BINARY: Record<string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor> = {
+  BiasAdd: tf.add,
+  Add: tf.add,
+  AddV2: tf.add,
+  Sub: tf.sub,
+  Mul: tf.mul,
+  RealDiv: tf.div,
+  Maximum: tf.maximum,
+  Minimum: tf.minimum,
+};
+
+/** Builds the executor; throws GraphUnsupported for graphs it does not cover. */
+export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: string; retention?: Retention } = {}): FusedGraphModel {
+  const nodes = (folder.json.modelTopology as { node?: GraphNode[] } | undefined)?.node;
+  if (!Array.isArray(nodes)) throw new GraphUnsupported('model.json has no graph nodes');
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const output = opts.outputNode ?? defaultOutput(folder, nodes);
+  if (!byName.has(output)) throw new GraphUnsupported(`graph has no node named ${output}`);
+  const needed = ancestors(output, (name) => (byName.get(name)?.input ?? []).filter((i) => !i.startsWith('^')).map(inputNodeName));
+  for (const name of needed) {
+    const node = byName.get(name);
+    if (!node) throw new GraphUnsupported(`node ${name} is referenced but not defined`);
+    if (node.op !== 'Const' && node.op !== 'Placeholder' && !SUPPORTED.has(node.op)) throw new GraphUnsupported(`op ${node.op} (node ${name})`);
+  }
+  const placeholders = [...needed].filter((n) => byName.get(n)?.op === 'Placeholder');
+  if (placeholders.length !== 1) throw new GraphUnsupported(`the output depends on ${placeholders.length} inputs (1 supported)`);
+
+  const artifacts = toArtifacts(folder);
+  const weights = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!);
+  const used = new Set<string>();
+  let steps: Step[];
+  let alias: Map<string, string>;
+  try {
+    ({ steps, alias } = plan(order(output, byName), byName, weights, used));
+  } catch (e) {
+    tf.dispose(Object.values(weights));
+    throw e;
+  }
+  for (const [name, t] of Object.entries(weights)) if (!used.has(name)) t.dispose(); // weights of pruned nodes
+  const kept = [...used].map((n) => weights[n]!);
+  const input = placeholders[0]!;
+  const retention = opts.retention ?? defaultRetention();
+  const out = alias.get(output) ?? output;
+  const forward = stepRunner(steps, input, out, retention);
+  let disposed = false;
+  return {
+    input,
+    output,
+    summary: { nodes: [...needed].filter((n) => !['Const', 'Placeholder'].includes(byName.get(n)!.op)).length, steps: steps.length },
+    retention,
+    predict: (x) => forward(x),
+    dispose: () => {
+      if (disposed) return;
+      disposed = true;
+      tf.dispose(kept);
+    },
+  };
+}
+
+/** The model's output when none is named: the signature's only output, else the only node nobody reads. */
+function defaultOutput(folder: ModelFolder, nodes: GraphNode[]): string {
+  const sig = folder.json.signature as { outputs?: Record<string, { name?: string }> } | undefined;
+  const fromSignature = Object.values(sig?.outputs ?? {}).map((o) => inputNodeName(o.name ?? ''));
+  if (fromSignature.length === 1 && fromSignature[0]) return fromSignature[0];
+  const read = new Set(nodes.flatMap((n) => (n.input ?? []).map(inputNodeName)));
+  const leaves = nodes.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder' && !read.has(n.name)).map((n) => n.name);
+  if (leaves.length !== 1) throw new GraphUnsupported(`the graph has ${leaves.length} outputs; name one (extractor.outputNode)`);
+  return leaves[0]!;
+}
+
+/** The op nodes `output` depends on, each after its inputs (depth-first; no recursion, graphs can be deep). */
+function order(output: string, byName: Map<string, GraphNode>): GraphNode[] {
+  const out: GraphNode[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: [string, boolean][] = [[output, false]];
+  while (stack.length) {
+    const [name, expanded] = stack.pop()!;
+    const node = byName.get(name)!;
+    if (expanded) {
+      state.set(name, 'done');
+      out.push(node);
+      continue;
+    }
+    if (state.get(name) === 'done') continue;
+    if (state.get(name) === 'open') throw new GraphUnsupported(`cycle through ${name}`);
+    state.set(name, 'open');
+    stack.push([name, true]);
+    for (const i of node.input ?? []) {
+      if (i.startsWith('^')) continue;
+      const dep = inputNodeName(i);
+      if (state.get(dep) !== 'done') stack.push([dep, false]);
+    }
+  }
+  return out.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder');
+}
+
+function plan(
+  ordered: GraphNode[],
+  byName: Map<string, GraphNode>,
+  weights: tf.NamedTensorMap,
+  used: Set<string>,
+): { steps: Step[]; alias: Map<string, string> } {
+  const steps: Step[] = [];
+  const alias = new Map<string, string>();
+  const resolve = (name: string) => alias.get(name) ?? name;
+  const constant = (name: string): tf.Tensor | undefined => {
+    if (byName.get(name)?.op !== 'Const') return undefined;
+    const t = weights[name];
+    if (!t) throw new GraphUnsupported(`constant ${name} has no weight entry`);
+    used.add(name);
+    return t;
+  };
+  for (const node of ordered) {
+    const a = node.attr ?? {};
+    const refs = (node.input ?? []).filter((i) => !i.startsWith('^'));
+    for (const r of refs) if (/:[1-9]\d*$/.test(r)) throw new GraphUnsupported(`${node.name} reads output ${r} (only single-output ops are supported)`);
+    const names = refs.map(inputNodeName);
+    const format = attrString(a.data_format);
+    if (format && format !== 'NHWC') throw new GraphUnsupported(`${node.name}: data_format ${format}`);
+    // Inputs are either constants (bound now) or values computed by earlier steps (looked up per call).
+    const bound = names.map(constant);
+    const dynamic = names.filter((_, k) => !bound[k]).map(resolve);
+    const args = (xs: tf.Tensor[]): tf.Tensor[] => {
+      let d = 0;
+      return bound.map((t) => t ?? xs[d++]!);
+    };
+    const push = (run: (v: tf.Tensor[]) => tf.Tensor) => {
+      if (dynamic.length === 0) throw new GraphUnsupported(`${node.name} (${node.op}) depends on constants only`);
+      steps.push({ out: node.name, inputs: dynamic, run: (xs) => run(args(xs)) });
+    };
+    const arity = (n: number) => {
+      if (names.length !== n) throw new GraphUnsupported(`${node.name} (${node.op}) has ${names.length} inputs, expected ${n}`);
+    };
+    const op = node.op;
+    if (op === 'Identity' || op === 'StopGradient' || op === 'Snapshot') {
+      arity(1);
+      if (bound[0]) throw new GraphUnsupported(`${node.name} (${op}) of a constant`);
+      alias.set(node.name, dynamic[0]!);
+    } else if (op === '_FusedConv2D' || op === 'FusedDepthwiseConv2dNative' || op === 'Conv2D' || op === 'DepthwiseConv2dNative') {
+      const fused = op.startsWith('_') || op.startsWith('Fused');
+      const { activation, withBias } = fused ? fusedOps(node, a) : { activation: 'linear' as const, withBias: false };
+      arity(withBias ? 3 : 2);
+      const conv = convParams(node, a);
+      const depthwise = op.includes('Depthwise');
+      const { pad, ...rest } = conv;
+      if (depthwise && typeof pad !== 'string') {
+        // tf.fused.depthwiseConv2d takes no explicit padding: pad first, then a 'valid' convolution
+        push(([x, filter, bias]) =>
+          tf.fused.depthwiseConv2d({ x: tf.pad(x as tf.Tensor4D, pad), filter: filter as tf.Tensor4D, ...rest, pad: 'valid', bias: withBias ? bias : undefined, activation }),
+        );
+      } else if (depthwise) {
+        const p = pad as 'same' | 'valid';
+        push(([x, filter, bias]) => tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, ...rest, pad: p, bias: withBias ? bias : undefined, activation }));
+      } else {
+        push(([x, filter, bias]) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, ...rest, pad, bias: withBias ? bias : undefined, activation }));
+      }
+    } else if (op in BINARY) {
+      arity(2);
+      const f = BINARY[op]!;
+      push(([x, y]) => f(x!, y!));
+    } else if (op === 'Relu' || op === 'Relu6') {
+      arity(1);
+      push(op === 'Relu' ? ([x]) => tf.relu(x!) : ([x]) => tf.relu6(x!));
+    } else if (op === 'AvgPool' || op === 'MaxPool') {
+      arity(1);
+      const k = attrInts(a.ksize);
+      const s = attrInts(a.strides);
+      const pad = padding(node, a);
+      if (!k || !s || k.length !== 4 || s.length !== 4 || k[0] !== 1 || k[3] !== 1 || pad === 'explicit') {
+        throw new GraphUnsupported(`${node.name} (${op}): pooling over batch or channels, or explicit padding`);
+      }
+      const size: [number, number] = [k[1]!, k[2]!];
+      const strides: [number, number] = [s[1]!, s[2]!];
+      push(op === 'AvgPool' ? ([x]) => tf.avgPool(x as tf.Tensor4D, size, strides, pad) : ([x]) => tf.maxPool(x as tf.Tensor4D, size, strides, pad));
+    } else if (op === 'Mean') {
+      arity(2);
+      const axes = constValues(bound[1], node, 'axes');
+      const keepDims = a.keep_dims?.b ?? false;
+      push(([x]) => tf.mean(x!, axes, keepDims));
+    } else if (op === 'Squeeze') {
+      arity(1);
+      const dims = attrInts(a.squeeze_dims) ?? [];
+      push(([x]) => tf.squeeze(x!, dims.length ? dims : undefined));
+    } else if (op === 'Reshape') {
+      arity(2);
+      const shape = constValues(bound[1], node, 'shape');
+      push(([x]) => tf.reshape(x!, shape));
+    } else {
+      throw new GraphUnsupported(`op ${op} (node ${node.name})`);
+    }
+  }
+  return { steps, alias };
+}
+
+function fusedOps(node: GraphNode, a: Record<string, AttrValue>): { activation: 'linear' | 'relu' | 'relu6'; withBias: boolean } {
+  const ops = attrStrings(a.fused_ops);
+  const numArgs = attrInt(a.num_args) ?? 1;
+  if (ops[0] !== 'BiasAdd' || numArgs !== 1 || ops.length > 2) throw new GraphUnsupported(`${node.name}: fused ops [${ops.join(', ')}]`);
+  const act = ops[1];
+  if (act === undefined) return { activation: 'linear', withBias: true };
+  if (act === 'Relu') return { activation: 'relu', withBias: true };
+  if (act === 'Relu6') return { activation: 'relu6', withBias: true };
+  throw new GraphUnsupported(`${node.name}: fused activation ${act}`);
+}
+
+function padding(node: GraphNode, a: Record<string, AttrValue>): 'same' | 'valid' | 'explicit' {
+  const p = attrString(a.padding);
+  if (p === 'SAME') return 'same';
+  if (p === 'VALID') return 'valid';
+  if (p === 'EXPLICIT') return 'explicit';
+  throw new GraphUnsupported(`${node.name}: padding ${p}`);
+}
+
+function convParams(node: GraphNode, a: Record<string, AttrValue>) {
+  const s = attrInts(a.strides) ?? [1, 1, 1, 1];
+  const d = attrInts(a.dilations) ?? [1, 1, 1, 1];
+  if (s.length !== 4 || d.length !== 4 || s[0] !== 1 || s[3] !== 1 || d[0] !== 1 || d[3] !== 1) {
+    throw new GraphUnsupported(`${node.name}: strides/dilations over batch or channels`);
+  }
+  const mode = padding(node, a);
+  let pad: 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] = mode === 'explicit' ? 'valid' : mode;
+  if (mode === 'explicit') {
+    const e = attrInts(a.explicit_paddings) ?? [];
+    if (e.length !== 8 || e[0] || e[1] || e[6] || e[7]) throw new GraphUnsupported(`${node.name}: explicit paddings [${e.join(', ')}]`);
+    pad = [
+      [0, 0],
+      [e[2]!, e[3]!],
+      [e[4]!, e[5]!],
+      [0, 0],
+    ];
+  }
+  return { strides: [s[1]!, s[2]!] as [number, number], dilations: [d[1]!, d[2]!] as [number, number], pad, dataFormat: 'NHWC' as const };
+}
+
+function constValues(t: tf.Tensor | undefined, node: GraphNode, what: string): number[] {
+  if (!t) throw new GraphUnsupported(`${node.name} (${node.op}): ${what} must be a constant`);
+  return Array.from(t.dataSync() as Int32Array | Float32Array);
+}
