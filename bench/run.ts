@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { progressBar } from '../agent/util/progress';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
 
@@ -220,6 +221,30 @@ async function runConfigs(configs: Config[], turn: number, sequential: boolean):
   return { results: configs.map((c, i) => summarise(c, readies[i]!, samples[i]!, dones[i]!, turnMedians[i]!)), otherLoadCores: other };
 }
 
+/**
+ * How much CPU time a busy thread loses on this machine right now: one thread per CPU spins for `seconds` reading the
+ * clock; every jump over 50 us is time it did not run (preempted by other work, interrupts, or the hypervisor
+ * running another guest). Returns the share lost, averaged over the threads, and the longest single gap.
+ */
+async function cpuNoise(seconds: number): Promise<{ lostPercent: number; maxGapMs: number }> {
+  const src = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const end = process.hrtime.bigint() + BigInt(workerData * 1e9);
+    let last = process.hrtime.bigint(), lost = 0n, max = 0n;
+    for (;;) { const t = process.hrtime.bigint(); const g = t - last; if (g > 50000n) { lost += g; if (g > max) max = g; } last = t; if (t > end) break; }
+    parentPort.postMessage([Number(lost) / (workerData * 1e9), Number(max) / 1e6]);`;
+  const runs = await Promise.all(
+    os.cpus().map(
+      () =>
+        new Promise<[number, number]>((resolve, reject) => {
+          const w = new Worker(src, { eval: true, workerData: seconds });
+          w.once('message', resolve).once('error', reject);
+        }),
+    ),
+  );
+  return { lostPercent: round2((100 * runs.reduce((a, r) => a + r[0], 0)) / runs.length), maxGapMs: round2(Math.max(...runs.map((r) => r[1]))) };
+}
+
 function runScript(script: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', script)], {
@@ -243,13 +268,21 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resident memory of the running agent (the esbuild bundle, as on a board: embedded broker, bundled frames, one
- * frame every 500 ms), sampled every second; steady state = median of the second half. */
-async function agentMemory(threads: number, seconds: number): Promise<{ threads: number; rssMB: { steady: number; max: number }; samples: number } | { skipped: string }> {
+/** The node options of the systemd unit's ExecStart (firmware-scripts/edgehead.service): the agent is measured as
+ * it runs on a board. */
+function serviceNodeFlags(): string[] {
+  const unit = fs.readFileSync(path.join(root, 'firmware-scripts', 'edgehead.service'), 'utf8');
+  const exec = /^ExecStart=\S+ (.*?)\S*edgehead\.cjs/m.exec(unit);
+  return exec ? exec[1]!.split(/\s+/).filter(Boolean) : [];
+}
+
+/** Resident memory of the running agent (the esbuild bundle with the unit's node options, as on a board: embedded
+ * broker, bundled frames, one frame every 500 ms), sampled every second; steady state = median of the second half. */
+async function agentMemory(threads: number, seconds: number): Promise<{ threads: number; nodeFlags: string; rssMB: { steady: number; max: number }; samples: number } | { skipped: string }> {
   const bundle = path.join(root, 'dist', 'edgehead.cjs');
   if (!fs.existsSync(bundle)) return { skipped: 'dist/edgehead.cjs not built (npm run build)' };
   const state = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-bench-'));
-  const child = spawn(process.execPath, [bundle, 'run'], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(), bundle, 'run'], {
     env: {
       ...process.env,
       EDGEHEAD_LOG_LEVEL: 'warn',
@@ -259,8 +292,10 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
       EDGEHEAD_DEVICE_ID: 'bench',
       EDGEHEAD_MQTT_URL: `mqtt://127.0.0.1:${await freePort()}`,
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d).slice(-2000)));
   const rss: number[] = [];
   try {
     for (let t = 0; t < seconds && child.exitCode === null; t++) {
@@ -275,8 +310,8 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
     await new Promise((r) => child.once('exit', r).once('error', r));
     fs.rmSync(state, { recursive: true, force: true });
   }
-  if (rss.length < seconds) return { skipped: `the agent exited after ${rss.length} s` };
-  return { threads, rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
+  if (rss.length < seconds) return { skipped: `the agent exited after ${rss.length} s: ${stderr.trim()}` };
+  return { threads, nodeFlags: serviceNodeFlags().join(' '), rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
 }
 
 async function main(): Promise<void> {
@@ -316,8 +351,10 @@ async function main(): Promise<void> {
     loadAvgBefore: os.loadavg().map(round2),
     date: new Date().toISOString(),
   };
+  const noiseBefore = await cpuNoise(3);
   process.stderr.write(`${configs.length} configurations, ${frames} timed frames each, ${values.sequential ? 'one after the other' : `taking turns of ${turn} frames`}\n`);
   const main = await runConfigs(configs, turn, values.sequential);
+  const noiseAfter = await cpuNoise(3);
   process.stderr.write('tfjs-backend-cpu, 5 frames...\n');
   const cpu = await runConfigs([{ extractor: 'mobilenet_v2_140', path: 'cpu', threads: 1, warmup: 1, frames: 5 }], 5, true);
   process.stderr.write('head-swap latency (5 and 1000 classes)...\n');
@@ -348,7 +385,7 @@ async function main(): Promise<void> {
     }),
   ].map((t) => ({ ...t, met: t.value !== null && ('min' in t ? t.value >= t.min! : t.value <= t.max!) }));
   const report = {
-    machine: { ...machine, loadAvgAfter: os.loadavg().map(round2), otherLoadCores: main.otherLoadCores, mode: values.sequential ? 'sequential' : `turns of ${turn} frames` },
+    machine: { ...machine, loadAvgAfter: os.loadavg().map(round2), otherLoadCores: main.otherLoadCores, cpuNoiseBefore: noiseBefore, cpuNoiseAfter: noiseAfter, mode: values.sequential ? 'sequential' : `turns of ${turn} frames` },
     results,
     targets,
     headSwapMs: headSwap,
@@ -362,8 +399,9 @@ async function main(): Promise<void> {
   const out = [line(head), ...rows.map(line), ''];
   for (const t of targets) out.push(`${t.met ? 'met    ' : 'NOT met'}  ${t.target}: ${t.value ?? 'n/a'}`);
   out.push(`head swap receipt->applied (signed, test vectors, fsync): ${Object.entries(headSwap.classes).map(([c, v]) => `${c} classes ${v.median} ms (p95 ${v.p95}, ${v.bytes} bytes)`).join('; ')}`);
-  for (const a of agent) out.push('skipped' in a ? `agent memory: skipped (${a.skipped})` : `agent memory, ${a.threads} thread(s): steady ${a.rssMB.steady} MB RSS, max ${a.rssMB.max} MB (${a.samples} s)`);
+  for (const a of agent) out.push('skipped' in a ? `agent memory: skipped (${a.skipped})` : `agent memory (node ${a.nodeFlags}), ${a.threads} thread(s): steady ${a.rssMB.steady} MB RSS, max ${a.rssMB.max} MB (${a.samples} s)`);
   out.push(`machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load ${machine.loadAvgBefore.join(' ')} -> ${report.machine.loadAvgAfter.join(' ')}; other processes during the timed frames: ${main.otherLoadCores ?? 'n/a'} cores`);
+  out.push(`CPU time lost by a busy thread per CPU (3 s, before / after): ${noiseBefore.lostPercent}% (longest gap ${noiseBefore.maxGapMs} ms) / ${noiseAfter.lostPercent}% (${noiseAfter.maxGapMs} ms)`);
   process.stdout.write(out.join('\n') + '\n');
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
 }
