@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { canonicalJson } from '../util/canonical-json';
 import { sha256Hex } from '../util/hash';
+import type { Logger } from '../util/log';
 import type { ModelFolder } from './model-files';
 import type { Retention } from './step-runner';
 
@@ -59,4 +60,29 @@ export function makeExtractor(info: PartialInfo, inputSize: [number, number], fo
   const extract = (input: tf.Tensor4D): tf.Tensor2D => tf.tidy(() => tf.reshape(forward(input), [input.shape[0], -1]) as tf.Tensor2D);
   const featureDim = tf.tidy(() => extract(tf.zeros([1, inputSize[0], inputSize[1], 3])).shape[1]);
   return { info: { ...info, inputSize, featureDim }, extract, dispose };
+}
+
+/**
+ * Edgehead's executor for a model (`fused`), else the TF.js library as shipped (`stock`): when `opts.fused` is false,
+ * when the executor does not cover the model (an `unsupported` error, logged at debug level), or when it fails (a
+ * warning; results are never computed by a partial plan).
+ */
+export async function fusedOrStock(
+  opts: { fused?: boolean; source: string; log: Logger; executor: string; library: string; unsupported: new (message: string) => Error },
+  fused: () => Extractor,
+  stock: () => Promise<Extractor>,
+): Promise<Extractor> {
+  if (opts.fused !== false) {
+    try {
+      return fused();
+    } catch (e) {
+      const fields = { model: opts.source, reason: (e as Error).message };
+      if (e instanceof opts.unsupported) opts.log.debug(`${opts.executor} does not cover this model; running it on ${opts.library}`, fields);
+      else {
+        opts.log.warn(`${opts.executor} failed; running the model on ${opts.library}`, fields);
+        opts.log.debug(`${opts.executor} failure`, { stack: (e as Error).stack });
+      }
+    }
+  }
+  return stock();
 }

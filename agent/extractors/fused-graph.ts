@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AttrValue, ancestors, attrInt, attrInts, attrString, attrStrings, type GraphNode, inputNodeName } from './graph-def';
 import { type ModelFolder, toArtifacts } from './model-files';
-import { defaultRetention, type Retention, type Step, stepRunner } from './step-runner';
+import { type Retention, type Step, type StepExecutor, stepExecutor } from './step-runner';
 
 export class GraphUnsupported extends Error {
   constructor(message: string) {
@@ -23,15 +23,11 @@ export class GraphUnsupported extends Error {
   }
 }
 
-export interface FusedGraphModel {
+export interface FusedGraphModel extends StepExecutor {
   readonly input: string;
   readonly output: string;
   /** Op nodes the output depends on, and the steps run per call (Identity nodes need none). */
   readonly summary: { nodes: number; steps: number };
-  readonly retention: Retention;
-  /** [n, h, w, c] -> the output node's value. Runs in tf.tidy; the caller owns the result. */
-  predict(x: tf.Tensor4D): tf.Tensor;
-  dispose(): void;
 }
 
 export const SUPPORTED_OPS = [
@@ -101,21 +97,12 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
   for (const [name, t] of Object.entries(weights)) if (!used.has(name)) t.dispose(); // weights of pruned nodes
   const kept = [...used].map((n) => weights[n]!);
   const input = placeholders[0]!;
-  const retention = opts.retention ?? defaultRetention();
-  const out = alias.get(output) ?? output;
-  const forward = stepRunner(steps, input, out, retention);
-  let disposed = false;
+  const ops = [...needed].filter((n) => !['Const', 'Placeholder'].includes(byName.get(n)!.op)).length;
   return {
     input,
     output,
-    summary: { nodes: [...needed].filter((n) => !['Const', 'Placeholder'].includes(byName.get(n)!.op)).length, steps: steps.length },
-    retention,
-    predict: (x) => forward(x),
-    dispose: () => {
-      if (disposed) return;
-      disposed = true;
-      tf.dispose(kept);
-    },
+    summary: { nodes: ops, steps: steps.length },
+    ...stepExecutor(steps, input, alias.get(output) ?? output, kept, opts.retention),
   };
 }
 

@@ -25,7 +25,7 @@ import {
 } from './keras-graph';
 import { type Activation, activationOf, foldBatchNorm, type Pads, padsEqual, padsZero, reluLayer, samePads } from './keras-ops';
 import { type ModelFolder, toArtifacts } from './model-files';
-import { defaultRetention, type Retention, type Step, stepRunner } from './step-runner';
+import { type Retention, type Step, type StepExecutor, stepExecutor } from './step-runner';
 
 export interface FusionSummary {
   /** Keras layers the output depends on (InputLayer excluded). */
@@ -40,16 +40,10 @@ export interface FusionSummary {
   mergedPaddings: number;
 }
 
-export interface FusedLayersModel {
+export interface FusedLayersModel extends StepExecutor {
   /** [h, w, c] of the model input (null where dynamic). */
   readonly inputShape: (number | null)[];
   readonly summary: FusionSummary;
-  /** When intermediate values are freed (step-runner.ts). */
-  readonly retention: Retention;
-  /** [n, h, w, c] -> the model's output. Runs in tf.tidy; the caller owns the result. */
-  predict(x: tf.Tensor4D): tf.Tensor;
-  /** Frees every weight tensor. */
-  dispose(): void;
 }
 
 /** Builds the executor; throws KerasUnsupported for models it does not cover. */
@@ -68,21 +62,7 @@ export function buildFusedLayersModel(folder: ModelFolder, opts: { retention?: R
     throw e;
   }
   const { steps, output, summary } = built!;
-  const retention = opts.retention ?? defaultRetention();
-  const forward = stepRunner(steps, graph.input, output, retention);
-
-  let disposed = false;
-  return {
-    inputShape: graph.inputShape,
-    summary,
-    retention,
-    predict: (x) => forward(x),
-    dispose: () => {
-      if (disposed) return;
-      disposed = true;
-      tf.dispose(kept);
-    },
-  };
+  return { inputShape: graph.inputShape, summary, ...stepExecutor(steps, graph.input, output, kept, opts.retention) };
 }
 
 /** The decoded (dequantized float32) weights by Keras name, e.g. "Conv1/kernel". */

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type GraphModel, loadGraphModel } from '@tensorflow/tfjs-converter';
 import { EdgeheadError } from '../util/errors';
 import { createLogger } from '../util/log';
-import { type Extractor, makeExtractor, type PartialInfo } from './extractor';
+import { type Extractor, fusedOrStock, makeExtractor, type PartialInfo } from './extractor';
 import { buildFusedGraphModel, GraphUnsupported } from './fused-graph';
 import { type ModelFolder, toArtifacts } from './model-files';
 
@@ -19,19 +19,11 @@ export interface GraphExtractorOptions {
 }
 
 export async function loadGraphExtractor(folder: ModelFolder, info: PartialInfo, opts: GraphExtractorOptions = {}): Promise<Extractor> {
-  if (opts.fused !== false) {
-    try {
-      return loadFusedGraphExtractor(folder, info);
-    } catch (e) {
-      const fields = { model: info.source, reason: (e as Error).message };
-      if (e instanceof GraphUnsupported) log.debug('fused graph executor does not cover this model; running it on tfjs-converter', fields);
-      else {
-        log.warn('fused graph executor failed; running the model on tfjs-converter', fields);
-        log.debug('fused graph executor failure', { stack: (e as Error).stack });
-      }
-    }
-  }
-  return loadStockGraphExtractor(folder, info);
+  return fusedOrStock(
+    { fused: opts.fused, source: info.source, log, executor: 'fused graph executor', library: 'tfjs-converter', unsupported: GraphUnsupported },
+    () => loadFusedGraphExtractor(folder, info),
+    () => loadStockGraphExtractor(folder, info),
+  );
 }
 
 /** The fused graph executor only: throws GraphUnsupported (or the build's error) instead of falling back. */

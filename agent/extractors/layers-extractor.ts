@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
 import { EdgeheadError } from '../util/errors';
 import { createLogger } from '../util/log';
-import { type Extractor, makeExtractor, type PartialInfo } from './extractor';
+import { type Extractor, fusedOrStock, makeExtractor, type PartialInfo } from './extractor';
 import { buildFusedLayersModel } from './fused-layers';
 import { staticInputSize } from './graph-extractor';
 import { KerasUnsupported } from './keras-graph';
@@ -21,19 +21,11 @@ export interface LayersExtractorOptions {
 }
 
 export async function loadLayersExtractor(folder: ModelFolder, info: PartialInfo, opts: LayersExtractorOptions = {}): Promise<Extractor> {
-  if (opts.fused !== false) {
-    try {
-      return loadFusedLayersExtractor(folder, info);
-    } catch (e) {
-      const fields = { model: info.source, reason: (e as Error).message };
-      if (e instanceof KerasUnsupported) log.debug('fused executor does not cover this model; running it on tfjs-layers', fields);
-      else {
-        log.warn('fused executor failed; running the model on tfjs-layers', fields);
-        log.debug('fused executor failure', { stack: (e as Error).stack });
-      }
-    }
-  }
-  return loadStockLayersExtractor(folder, info);
+  return fusedOrStock(
+    { fused: opts.fused, source: info.source, log, executor: 'fused executor', library: 'tfjs-layers', unsupported: KerasUnsupported },
+    () => loadFusedLayersExtractor(folder, info),
+    () => loadStockLayersExtractor(folder, info),
+  );
 }
 
 /** The fused executor only: throws KerasUnsupported (or the build's error) instead of falling back. */

@@ -57,3 +57,27 @@ export function stepRunner(steps: Step[], input: string, output: string, retenti
       return env.get(output)!;
     });
 }
+
+export interface StepExecutor {
+  /** When intermediate values are freed. */
+  readonly retention: Retention;
+  /** [n, h, w, c] -> the output value. Runs in tf.tidy; the caller owns the result. */
+  predict(x: tf.Tensor4D): tf.Tensor;
+  /** Frees the weights the steps hold (once). */
+  dispose(): void;
+}
+
+/** predict() over planned steps, and dispose() of the weights they were planned with. */
+export function stepExecutor(steps: Step[], input: string, output: string, weights: tf.Tensor[], retention = defaultRetention()): StepExecutor {
+  const forward = stepRunner(steps, input, output, retention);
+  let disposed = false;
+  return {
+    retention,
+    predict: (x) => forward(x),
+    dispose: () => {
+      if (disposed) return;
+      disposed = true;
+      tf.dispose(weights);
+    },
+  };
+}
