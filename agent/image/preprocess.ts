@@ -82,12 +82,16 @@ export function toModelInput(img: DecodedImage, spec: PreprocessSpec): tf.Tensor
 }
 
 let scratch = new Float32Array(0);
+/** Largest input kept in the reusable buffer (8 MB of float32): DCT-scaled camera frames are far below it. */
+const SCRATCH_MAX = 1 << 21;
 
 /** The bytes as float32 (one native conversion) in a buffer reused from call to call: a 320x240 frame would
  * otherwise leave 1.2 MB of garbage per frame (2.4 MB at 640x480 if not DCT-scaled), and the garbage collections
  * that triggers land in some frames' preprocessing time. Safe because the tensor made from it never outlives
- * toModelInput's tidy: WASM copies the values into its heap at once, the CPU backend reads them during the resize. */
+ * toModelInput's tidy: WASM copies the values into its heap at once, the CPU backend reads them during the resize.
+ * (`Float32Array.from` of a Uint8Array is a native conversion too.) */
 function asFloat32(bytes: Uint8Array): Float32Array {
+  if (bytes.length > SCRATCH_MAX) return Float32Array.from(bytes); // a rare big image: not kept for ever
   if (scratch.length < bytes.length) scratch = new Float32Array(bytes.length);
   const f = scratch.subarray(0, bytes.length);
   f.set(bytes);

@@ -252,3 +252,33 @@ test('smoke: a real photo to a MobileNet-style input', { skip: !existsSync(PHOTO
     t.dispose();
   }
 });
+
+describe('toModelInput: the reused float32 buffer', () => {
+  /** The reference: the same resize and scaling from a freshly converted tensor. */
+  const reference = (img: DecodedImage) =>
+    tf.tidy(() => tf.div(tf.slice(tf.image.resizeBilinear(tf.tensor4d(Float32Array.from(img.data), [1, img.height, img.width, 4]), [8, 8], false, true), [0, 0, 0, 0], [1, 8, 8, 3]), 255));
+  const spec: PreprocessSpec = { inputSize: [8, 8], valueRange: [0, 1], resize: 'squash' };
+
+  test('images of different sizes in turn (smaller after larger, then the larger again) each give their own result', () => {
+    const big = synthetic(40, 30, (x, y) => [(x * 7) % 256, (y * 11) % 256, (x * y) % 256]);
+    const small = synthetic(12, 10, (x, y) => [255 - x * 9, y * 20, 128]);
+    const first = toModelInput(big, spec);
+    for (const img of [small, big, small]) {
+      const got = toModelInput(img, spec);
+      const want = reference(img);
+      assert.ok(maxAbsDiff(got, want) < 1e-5, `${img.width}x${img.height}`);
+      tf.dispose([got, want]);
+    }
+    const again = toModelInput(big, spec);
+    assert.equal(maxAbsDiff(first, again), 0, 'the first result was not changed by later calls');
+    tf.dispose([first, again]);
+  });
+
+  test('an image above the buffer cap (2^21 values) is converted on its own, with the same result', () => {
+    const wide = synthetic(1100, 480, (x, y) => [x % 256, y % 256, (x + y) % 256]); // 2,112,000 values
+    const got = toModelInput(wide, spec);
+    const want = reference(wide);
+    assert.ok(maxAbsDiff(got, want) < 1e-4);
+    tf.dispose([got, want]);
+  });
+});
