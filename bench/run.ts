@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { progressBar } from '../agent/util/progress';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
@@ -163,9 +163,20 @@ async function runConfigs(configs: Config[], turn: number, sequential: boolean):
   const readies: Extract<FromWorker, { type: 'ready' }>[] = [];
   const dones: Extract<FromWorker, { type: 'done' }>[] = [];
   const procs: BenchProcess[] = [];
-  let cpu0: ReturnType<typeof machineCpuMs>;
-  let ours0 = 0;
-  let other: number | null = null;
+  // CPU used by other processes while timed frames run: machine busy time minus ours, over the elapsed time.
+  let otherBusy = 0;
+  let elapsed = 0;
+  const measure = () => {
+    const cpu0 = machineCpuMs();
+    const ours = () => procs.reduce((a, p) => a + (p ? processCpuMs(p.pid) : 0), processCpuMs(process.pid));
+    const ours0 = ours();
+    return () => {
+      const cpu1 = machineCpuMs();
+      if (!cpu0 || !cpu1 || cpu1.total <= cpu0.total) return;
+      otherBusy += Math.max(0, cpu1.busy - cpu0.busy - (ours() - ours0));
+      elapsed += (cpu1.total - cpu0.total) / os.cpus().length;
+    };
+  };
   const runTurns = async (i: number, count: number) => {
     for (let t = 0; t < count; t++) {
       const k = Math.min(turn, configs[i]!.frames - samples[i]!.extract.length);
@@ -176,49 +187,37 @@ async function runConfigs(configs: Config[], turn: number, sequential: boolean):
       bar.update(framesDone, procs[i]!.name);
     }
   };
-  const measureStart = () => {
-    cpu0 = machineCpuMs();
-    ours0 = procs.reduce((a, p) => a + processCpuMs(p.pid), processCpuMs(process.pid));
-  };
-  const measureEnd = () => {
-    const cpu1 = machineCpuMs();
-    const ours1 = procs.reduce((a, p) => a + processCpuMs(p.pid), processCpuMs(process.pid));
-    if (cpu0 && cpu1 && cpu1.total > cpu0.total) {
-      const cores = os.cpus().length;
-      const elapsed = (cpu1.total - cpu0.total) / cores;
-      other = round2(Math.max(0, cpu1.busy - cpu0.busy - (ours1 - ours0)) / elapsed);
-    }
-  };
   try {
     if (sequential) {
       for (let i = 0; i < configs.length; i++) {
         procs[i] = new BenchProcess(configs[i]!);
         readies[i] = await procs[i]!.ready;
-        if (i === 0) measureStart();
+        const end = measure();
         await runTurns(i, turns[i]!);
+        end();
         dones[i] = await procs[i]!.done();
       }
-      measureEnd();
     } else {
       for (let i = 0; i < configs.length; i++) {
         procs[i] = new BenchProcess(configs[i]!); // one at a time: start-up measured alone
         readies[i] = await procs[i]!.ready;
       }
-      measureStart();
+      const end = measure();
       for (let round = 0; round < Math.max(...turns); round++) {
         for (let j = 0; j < configs.length; j++) {
           const i = (j + round) % configs.length;
           if (round < turns[i]!) await runTurns(i, 1);
         }
       }
-      measureEnd();
+      end();
       for (let i = 0; i < configs.length; i++) dones[i] = await procs[i]!.done();
     }
   } finally {
     bar.stop();
     for (const p of procs) p?.kill();
   }
-  return { results: configs.map((c, i) => summarise(c, readies[i]!, samples[i]!, dones[i]!, turnMedians[i]!)), otherLoadCores: other };
+  const otherLoadCores = elapsed > 0 ? round2(otherBusy / elapsed) : null;
+  return { results: configs.map((c, i) => summarise(c, readies[i]!, samples[i]!, dones[i]!, turnMedians[i]!)), otherLoadCores };
 }
 
 /**
@@ -314,8 +313,17 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
   return { threads, nodeFlags: serviceNodeFlags().join(' '), rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
 }
 
+function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\nusage: npm run bench -- [--json FILE] [--frames N] [--turn K] [--threads N] [--sequential] [--no-agent]\n`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseOrExit({
     options: {
       json: { type: 'string' },
       frames: { type: 'string', default: '60' },
