@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { DirectorySource, listImages } from '../../agent/sources/directory';
 import { ManualClock } from '../../agent/util/clock';
-import { EdgeheadError } from '../../agent/util/errors';
+import { rejectsWith } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');
 const JPEG = fs.readFileSync(path.join(FIXTURES, 'jpeg-baseline.jpg'));
@@ -41,14 +41,6 @@ async function origins(src: DirectorySource, count: number): Promise<string[]> {
   return out;
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof EdgeheadError, `expected EdgeheadError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, re);
-    return true;
-  });
-}
 
 describe('directory source', { timeout: 60_000 }, () => {
   test('cycles JPEG/PNG files in sorted relative-path order (sub-folders included) and wraps around', async () => {

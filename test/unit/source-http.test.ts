@@ -9,6 +9,7 @@ import { defaultConfig } from '../../config/defaults';
 import { createFrameSource } from '../../agent/sources';
 import { type HttpSettings, HttpSource } from '../../agent/sources/http';
 import { EdgeheadError } from '../../agent/util/errors';
+import { rejectsWith } from '../support/assertions';
 
 const JPEG = fs.readFileSync(path.resolve(__dirname, '../fixtures/images/jpeg-baseline.jpg'));
 const PNG = fs.readFileSync(path.resolve(__dirname, '../fixtures/images/png-rgb8.png'));
@@ -59,15 +60,6 @@ function source(url: string | undefined, over: Partial<HttpSettings> = {}): Http
   return new HttpSource({ ...defaultConfig().source.http, url, ...over });
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<EdgeheadError> {
-  let err: unknown;
-  await assert.rejects(p, (e: unknown) => ((err = e), true));
-  assert.ok(err instanceof EdgeheadError, `expected EdgeheadError, got ${err instanceof Error ? err.stack : String(err)}`);
-  assert.equal(err.code, code, err.message);
-  assert.match(err.message, re);
-  assert.ok(!err.message.includes('\n'), 'one-line message');
-  return err;
-}
 
 async function captureOnce(src: HttpSource) {
   await src.start();

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { HEALTHY_RUN_MS, KILL_GRACE_MS, type StreamEvent, type StreamSettings, StreamSource } from '../../agent/sources/stream';
 import { type Clock, ManualClock } from '../../agent/util/clock';
-import { EdgeheadError } from '../../agent/util/errors';
+import { rejectsWith } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');
 const F1 = fs.readFileSync(path.join(FIXTURES, 'jpeg-baseline.jpg'));
@@ -73,14 +73,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof EdgeheadError, `expected EdgeheadError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, re);
-    return true;
-  });
-}
 
 /** A node program writing a JPEG every 20 ms, each carrying "seq=N" in a COM segment. */
 const NUMBERED_EMITTER = `

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { type WebcamSettings, WebcamSource } from '../../agent/sources/webcam';
-import { EdgeheadError } from '../../agent/util/errors';
+import { rejectsWith } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');
 const JPEG_FILE = path.join(FIXTURES, 'jpeg-baseline.jpg');
@@ -29,15 +29,6 @@ function webcam(bin: string | undefined, over: Partial<WebcamSettings> = {}): We
   return new WebcamSource({ ...defaultConfig().source.webcam, ...over }, { bin });
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<EdgeheadError> {
-  let err: unknown;
-  await assert.rejects(p, (e: unknown) => ((err = e), true));
-  assert.ok(err instanceof EdgeheadError, `expected EdgeheadError, got ${String(err)}`);
-  assert.equal(err.code, code, err.message);
-  assert.match(err.message, re);
-  assert.ok(!err.message.includes('\n'), 'one-line message');
-  return err;
-}
 
 /** Whether pid is a live process (a zombie waiting for an init that may not reap it in a container counts as gone). */
 function alive(pid: number): boolean {
