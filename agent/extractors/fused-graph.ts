@@ -12,7 +12,7 @@
  * tfjs-converter instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type AttrValue, ancestors, attrInt, attrInts, attrString, attrStrings, type GraphNode, inputNodeName } from './graph-def';
+import { type AttrValue, attrInt, attrInts, attrString, attrStrings, type GraphNode, inputNodeName } from './graph-def';
 import { type ModelFolder, toArtifacts } from './model-files';
 import { type Retention, type Step, type StepExecutor, stepExecutor } from './step-runner';
 
@@ -74,13 +74,10 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const output = opts.outputNode ?? defaultOutput(folder, nodes);
   if (!byName.has(output)) throw new GraphUnsupported(`graph has no node named ${output}`);
-  const needed = ancestors(output, (name) => (byName.get(name)?.input ?? []).filter((i) => !i.startsWith('^')).map(inputNodeName));
-  for (const name of needed) {
-    const node = byName.get(name);
-    if (!node) throw new GraphUnsupported(`node ${name} is referenced but not defined`);
-    if (node.op !== 'Const' && node.op !== 'Placeholder' && !SUPPORTED.has(node.op)) throw new GraphUnsupported(`op ${node.op} (node ${name})`);
-  }
-  const placeholders = [...needed].filter((n) => byName.get(n)?.op === 'Placeholder');
+  const needed = order(output, byName);
+  const ops = needed.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder');
+  for (const node of ops) if (!SUPPORTED.has(node.op)) throw new GraphUnsupported(`op ${node.op} (node ${node.name})`);
+  const placeholders = needed.filter((n) => n.op === 'Placeholder');
   if (placeholders.length !== 1) throw new GraphUnsupported(`the output depends on ${placeholders.length} inputs (1 supported)`);
 
   const artifacts = toArtifacts(folder);
@@ -89,19 +86,18 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
   let steps: Step[];
   let alias: Map<string, string>;
   try {
-    ({ steps, alias } = plan(order(output, byName), byName, weights, used));
+    ({ steps, alias } = plan(ops, byName, weights, used));
   } catch (e) {
     tf.dispose(Object.values(weights));
     throw e;
   }
   for (const [name, t] of Object.entries(weights)) if (!used.has(name)) t.dispose(); // weights of pruned nodes
   const kept = [...used].map((n) => weights[n]!);
-  const input = placeholders[0]!;
-  const ops = [...needed].filter((n) => !['Const', 'Placeholder'].includes(byName.get(n)!.op)).length;
+  const input = placeholders[0]!.name;
   return {
     input,
     output,
-    summary: { nodes: ops, steps: steps.length },
+    summary: { nodes: ops.length, steps: steps.length },
     ...stepExecutor(steps, input, alias.get(output) ?? output, kept, opts.retention),
   };
 }
@@ -117,14 +113,16 @@ function defaultOutput(folder: ModelFolder, nodes: GraphNode[]): string {
   return leaves[0]!;
 }
 
-/** The op nodes `output` depends on, each after its inputs (depth-first; no recursion, graphs can be deep). */
+/** The nodes `output` depends on (itself included), each after its inputs (depth-first; no recursion, graphs can be
+ * deep). Control dependencies are not followed. */
 function order(output: string, byName: Map<string, GraphNode>): GraphNode[] {
   const out: GraphNode[] = [];
   const state = new Map<string, 'open' | 'done'>();
   const stack: [string, boolean][] = [[output, false]];
   while (stack.length) {
     const [name, expanded] = stack.pop()!;
-    const node = byName.get(name)!;
+    const node = byName.get(name);
+    if (!node) throw new GraphUnsupported(`node ${name} is referenced but not defined`);
     if (expanded) {
       state.set(name, 'done');
       out.push(node);
@@ -140,7 +138,7 @@ function order(output: string, byName: Map<string, GraphNode>): GraphNode[] {
       if (state.get(dep) !== 'done') stack.push([dep, false]);
     }
   }
-  return out.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder');
+  return out;
 }
 
 function plan(
