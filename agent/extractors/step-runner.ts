@@ -24,13 +24,13 @@ export interface Step {
 export type Retention = 'lastUse' | 'frame';
 
 /** 'frame' when the active backend is WASM with more than one thread, else 'lastUse' (see above). */
-export function defaultRetention(): Retention {
+function defaultRetention(): Retention {
   const info = backendInfo();
   return info && info.backend === 'wasm' && info.threads > 1 ? 'frame' : 'lastUse';
 }
 
 /** x -> the value named `output`. Runs in tf.tidy; the caller owns the result. The input is never freed. */
-export function stepRunner(steps: Step[], input: string, output: string, retention: Retention): (x: tf.Tensor) => tf.Tensor {
+function stepRunner(steps: Step[], input: string, output: string, retention: Retention): (x: tf.Tensor) => tf.Tensor {
   // How often each value is read (plus once for the output): with 'lastUse' a value is freed after its last reader.
   const reads = new Map<string, number>([[output, 1]]);
   for (const s of steps) for (const i of s.inputs) reads.set(i, (reads.get(i) ?? 0) + 1);
