@@ -9,19 +9,19 @@ import type { Config } from '../config/schema';
 import { type BackendInfo, initBackend } from './backend/wasm';
 import type { Extractor } from './extractors/extractor';
 import { loadExtractor } from './extractors/load';
-import { DenseHead } from './head/dense-head';
-import { DEMO_HEAD_PATH, readHeadBytes } from './head/files';
-import { HeadManager } from './heads/head-manager';
-import { HeadStore } from './heads/head-store';
-import { loadPublicKeys } from './heads/public-keys';
+import { DenseHead } from './inference/dense-head';
+import { DEMO_HEAD_PATH, readHeadBytes } from '../protocol/head/files';
+import { HeadManager } from './hot-swap/head-manager';
+import { HeadStore } from './hot-swap/head-store';
+import { loadPublicKeys } from './hot-swap/public-keys';
 import { initImageCodecs } from './image';
 import { Classifier } from './inference/classifier';
-import type { BrokerClient, PublishOptions } from './mqtt/broker';
-import { CommandRouter } from './mqtt/commands';
-import { type EmbeddedBroker, isListening, loopbackTarget, startEmbeddedBroker } from './mqtt/embedded-broker';
-import { MqttJsClient } from './mqtt/mqttjs-client';
-import { PredictionFilter } from './mqtt/prediction-filter';
-import { ReliablePublisher } from './mqtt/publisher';
+import type { BrokerClient, PublishOptions } from '../mqtt/broker';
+import { CommandRouter } from './commands/command-router';
+import { type EmbeddedBroker, isListening, loopbackTarget, startEmbeddedBroker } from '../mqtt/embedded-broker';
+import { MqttJsClient } from '../mqtt/mqttjs-client';
+import { PredictionFilter } from './frames/prediction-filter';
+import { ReliablePublisher } from './publish/reliable-publisher';
 import {
   type BackendSummary,
   type BirthMessage,
@@ -31,7 +31,7 @@ import {
   type PredictionMessage,
   type TelemetryMessage,
   type Topics,
-} from './mqtt/topics';
+} from '../protocol/topics';
 import { Scheduler } from './schedule/scheduler';
 import { createFrameSource } from './sources';
 import type { FrameSource } from './sources/source';
@@ -40,10 +40,10 @@ import { DiskQueue } from './store/disk-queue';
 import type { MessageQueue } from './store/queue';
 import { FrameStats } from './telemetry/stats';
 import { cpuTemperatureC, diskFreeMB, loadAverage, memoryMB } from './telemetry/system';
-import { type Clock, systemClock, type TimerHandle } from './util/clock';
-import { describeError, EdgeheadError } from './util/errors';
-import { createLogger } from './util/log';
-import { agentVersion } from './util/version';
+import { type Clock, systemClock, type TimerHandle } from '../base/clock';
+import { describeError, EdgeheadError } from '../base/errors';
+import { createLogger } from '../base/log';
+import { agentVersion } from '../base/version';
 
 const log = createLogger('agent');
 

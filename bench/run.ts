@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { progressBar } from '../agent/util/progress';
+import { progressBar } from '../base/progress';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
 
 const root = path.resolve(__dirname, '..');

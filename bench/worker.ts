@@ -14,10 +14,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import jpeg from 'jpeg-js';
 import { initBackend } from '../agent/backend/wasm';
 import { loadExtractor } from '../agent/extractors/load';
-import { DenseHead } from '../agent/head/dense-head';
-import { DEMO_HEAD_PATH, readHeadFile } from '../agent/head/files';
+import { DenseHead } from '../agent/inference/dense-head';
+import { DEMO_HEAD_PATH, readHeadFile } from '../protocol/head/files';
 import { extractFeatures, type FeatureOptions, preprocessFrame } from '../agent/inference/features';
-import { resourcePath } from '../agent/util/paths';
+import { resourcePath } from '../base/paths';
 
 export interface WorkerArgs {
   extractor: string;

@@ -3,4 +3,4 @@
 // Development entry point: runs the TypeScript sources through tsx (a devDependency).
 // Boards run the esbuild bundle dist/edgehead.cjs instead, which needs no node_modules.
 require('tsx/cjs');
-require('../agent/cli/main.ts').main(process.argv.slice(2));
+require('../cli/main.ts').main(process.argv.slice(2));

@@ -16,7 +16,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType, Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
 import { catalogueEntry } from '../agent/extractors/catalogue';
-import { EdgeheadError } from '../agent/util/errors';
+import { EdgeheadError } from '../base/errors';
 import {
   applyEnvOverrides,
   closest,

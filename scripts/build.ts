@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   fs.rmSync(dist, { recursive: true, force: true });
   fs.mkdirSync(dist, { recursive: true });
   const result = await build({
-    entryPoints: [path.join(root, 'agent', 'cli', 'entry.ts')],
+    entryPoints: [path.join(root, 'cli', 'entry.ts')],
     outfile: path.join(dist, 'edgehead.cjs'),
     bundle: true,
     platform: 'node',

@@ -14,8 +14,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { EdgeheadError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { EdgeheadError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import {
   glueDirCandidates,
   loadThreadedGlue,

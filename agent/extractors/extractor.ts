@@ -2,9 +2,9 @@
  * A frozen image feature extractor: [n, h, w, 3] float32 images (already scaled into valueRange) -> [n, featureDim].
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { canonicalJson } from '../util/canonical-json';
-import { sha256Hex } from '../util/hash';
-import type { Logger } from '../util/log';
+import { canonicalJson } from '../../base/canonical-json';
+import { sha256Hex } from '../../base/hash';
+import type { Logger } from '../../base/log';
 import type { ModelFolder } from './model-files';
 import type { Retention } from './step-runner';
 

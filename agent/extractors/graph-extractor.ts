@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type GraphModel, loadGraphModel } from '@tensorflow/tfjs-converter';
-import { EdgeheadError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { EdgeheadError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import { type Extractor, fusedOrStock, makeExtractor, type PartialInfo } from './extractor';
 import { buildFusedGraphModel, GraphUnsupported } from './fused-graph';
 import { type ModelFolder, toArtifacts } from './model-files';

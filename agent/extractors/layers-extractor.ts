@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
-import { EdgeheadError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { EdgeheadError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import { type Extractor, fusedOrStock, makeExtractor, type PartialInfo } from './extractor';
 import { buildFusedLayersModel } from './fused-layers';
 import { staticInputSize } from './graph-extractor';

@@ -3,8 +3,8 @@
  * The model is warmed up (one zero batch) before it is returned.
  */
 import * as path from 'node:path';
-import { EdgeheadError } from '../util/errors';
-import { resourcePath } from '../util/paths';
+import { EdgeheadError } from '../../base/errors';
+import { resourcePath } from '../../base/paths';
 import { CATALOGUE, catalogueEntry } from './catalogue';
 import { type Extractor, type ExtractorInfo, fingerprintOf, paramCountOf } from './extractor';
 import { loadGraphExtractor } from './graph-extractor';

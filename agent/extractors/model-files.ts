@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
-import { EdgeheadError } from '../util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 export interface ModelJson {
   format?: string;

@@ -3,7 +3,7 @@
  * Used to turn classification models into feature extractors.
  */
 import type { io } from '@tensorflow/tfjs-core';
-import { EdgeheadError } from '../util/errors';
+import { EdgeheadError } from '../../base/errors';
 import { ancestors, type GraphNode, inputNodeName } from './graph-def';
 import { type ModelFolder, storedByteSize } from './model-files';
 

@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EdgeheadError } from '../util/errors';
-import { sha256Hex } from '../util/hash';
-import { createLogger } from '../util/log';
+import { EdgeheadError } from '../../base/errors';
+import { sha256Hex } from '../../base/hash';
+import { createLogger } from '../../base/log';
 import { parseModelJson, shardPaths } from './model-files';
 
 const log = createLogger('extractor:download');

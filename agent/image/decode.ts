@@ -12,9 +12,9 @@
 import { inflateSync } from 'node:zlib';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { EdgeheadError, describeError } from '../util/errors';
-import { crc32 } from '../util/crc32';
-import { createLogger } from '../util/log';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { crc32 } from '../../base/crc32';
+import { createLogger } from '../../base/log';
 import { JpegTurbo, scaled } from './jpeg-turbo';
 import { type ImageFormat, type ImageHeader, chunkType, readImageHeader, u32be } from './probe';
 

@@ -3,9 +3,9 @@
  * (up to the first scan) or the PNG IHDR chunk (plus an eXIf chunk before the image data). Cost is independent of
  * the pixel count, so a caller can refuse an oversized image before anything big is allocated.
  */
-import { EdgeheadError } from '../util/errors';
+import { EdgeheadError } from '../../base/errors';
 import { orientationFromApp1, orientationFromTiff } from './exif';
-import { crc32 } from '../util/crc32';
+import { crc32 } from '../../base/crc32';
 
 export type ImageFormat = 'jpeg' | 'png';
 

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Extractor } from '../extractors/extractor';
-import type { DenseHead, Prediction } from '../head/dense-head';
+import type { DenseHead, Prediction } from './dense-head';
 import { checkHeadCompatible } from './compat';
 import { extractFeatures, type FeatureOptions } from './features';
 

@@ -1,6 +1,6 @@
 import type { ExtractorInfo } from '../extractors/extractor';
-import type { HeadManifest } from '../head';
-import { EdgeheadError } from '../util/errors';
+import type { HeadManifest } from '../../protocol/head/format';
+import { EdgeheadError } from '../../base/errors';
 
 /** A head may only run on the extractor it was trained on: same feature dimension and same fingerprint. */
 export function checkHeadCompatible(head: HeadManifest, extractor: ExtractorInfo): void {

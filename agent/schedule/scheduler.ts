@@ -12,9 +12,9 @@
  * `running` is true while onTick is in flight.
  */
 import { Cron } from 'croner';
-import type { Clock, TimerHandle } from '../util/clock';
-import { EdgeheadError, describeError } from '../util/errors';
-import { createLogger } from '../util/log';
+import type { Clock, TimerHandle } from '../../base/clock';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import { type ActiveWindow, inWindow, parseWindow } from './window';
 
 const log = createLogger('schedule');

@@ -2,7 +2,7 @@
  * Active windows: "HH:MM-HH:MM" in local time, start inclusive, end exclusive ("06:00-20:00" runs 06:00:00 through
  * 19:59:59). A window may cross midnight ("22:00-06:00"). Equal start and end is refused: omit the window instead.
  */
-import { EdgeheadError } from '../util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 export interface ActiveWindow {
   /** Minutes after local midnight, 0..1439. */

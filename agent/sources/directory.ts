@@ -9,10 +9,10 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import type { SourceSchema } from '../../config/schema';
-import { type Clock, systemClock } from '../util/clock';
-import { EdgeheadError, describeError } from '../util/errors';
-import { createLogger } from '../util/log';
-import { resourcePath } from '../util/paths';
+import { type Clock, systemClock } from '../../base/clock';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
+import { resourcePath } from '../../base/paths';
 import { describeBytes, imageKind } from './common';
 import type { Frame, FrameSource } from './source';
 

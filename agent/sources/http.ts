@@ -6,9 +6,9 @@
  */
 import type { Static } from '@sinclair/typebox';
 import type { SourceSchema } from '../../config/schema';
-import { type Clock, systemClock } from '../util/clock';
-import { EdgeheadError, describeError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { type Clock, systemClock } from '../../base/clock';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import { describeBytes, imageKind } from './common';
 import type { Frame, FrameSource } from './source';
 

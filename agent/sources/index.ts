@@ -1,7 +1,7 @@
 /** Frame sources: one implementation per file, chosen by config.source.type. */
 import type { Config } from '../../config/schema';
-import type { Clock } from '../util/clock';
-import { EdgeheadError } from '../util/errors';
+import type { Clock } from '../../base/clock';
+import { EdgeheadError } from '../../base/errors';
 import { DirectorySource } from './directory';
 import { HttpSource } from './http';
 import type { FrameSource } from './source';

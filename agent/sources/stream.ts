@@ -11,9 +11,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Static } from '@sinclair/typebox';
 import type { SourceSchema } from '../../config/schema';
-import { type Clock, type TimerHandle, systemClock } from '../util/clock';
-import { EdgeheadError, describeError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { type Clock, type TimerHandle, systemClock } from '../../base/clock';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import { killGroup, stderrTail } from './common';
 import { MjpegParser, type MjpegStats } from './mjpeg-parser';
 import type { Frame, FrameSource } from './source';

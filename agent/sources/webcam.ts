@@ -16,9 +16,9 @@ import * as path from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import * as NodeWebcam from 'node-webcam';
 import type { SourceSchema } from '../../config/schema';
-import { type Clock, systemClock } from '../util/clock';
-import { EdgeheadError, describeError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { type Clock, systemClock } from '../../base/clock';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import { describeBytes, killGroup, stderrTail } from './common';
 import type { Frame, FrameSource } from './source';
 

@@ -39,10 +39,10 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { EdgeheadError, describeError } from '../util/errors';
-import { createLogger } from '../util/log';
+import { EdgeheadError, describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
 import type { MessageQueue, QueuedMessage, QueueStats } from './queue';
-import { crc32 } from '../util/crc32';
+import { crc32 } from '../../base/crc32';
 
 const log = createLogger('queue');
 

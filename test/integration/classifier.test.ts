@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../agent/backend/wasm';
 import { loadExtractor } from '../../agent/extractors/load';
-import { DenseHead } from '../../agent/head/dense-head';
-import { DEMO_HEAD_PATH, readHeadFile } from '../../agent/head/files';
+import { DenseHead } from '../../agent/inference/dense-head';
+import { DEMO_HEAD_PATH, readHeadFile } from '../../protocol/head/files';
 import { Classifier } from '../../agent/inference/classifier';
 import { SAMPLES } from '../support/cli';
 

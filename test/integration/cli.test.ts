@@ -8,9 +8,9 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { makeHeadFile } from '../../agent/head/format';
-import { writeHeadFile } from '../../agent/head/files';
-import { crc32 } from '../../agent/util/crc32';
+import { makeHeadFile } from '../../protocol/head/format';
+import { writeHeadFile } from '../../protocol/head/files';
+import { crc32 } from '../../base/crc32';
 import { hasStackTrace, runCli, SAMPLES, tmpDir } from '../support/cli';
 
 describe('edgehead summary', () => {

@@ -13,7 +13,7 @@ import { initBackend } from '../../agent/backend/wasm';
 import { CATALOGUE } from '../../agent/extractors/catalogue';
 import { loadExtractor } from '../../agent/extractors/load';
 import { decodeImage, toModelInput } from '../../agent/image';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 import { ROOT, SAMPLES, tmpDir } from '../support/cli';
 
 const photo = new Uint8Array(fs.readFileSync(path.join(SAMPLES, 'fish', 'fish1.jpg')));

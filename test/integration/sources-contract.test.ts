@@ -14,7 +14,7 @@ import { defaultConfig } from '../../config/defaults';
 import type { Config } from '../../config/schema';
 import { decodeImage } from '../../agent/image';
 import { type FrameSource, StreamSource, WebcamSource, createFrameSource } from '../../agent/sources';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 const SAMPLE_JPEG = fs.readFileSync(path.resolve(__dirname, '../../assets/samples/fish/fish1.jpg'));
 

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { readHeadFile } from '../../agent/head/files';
-import { DEFAULT_TRAIN_OPTIONS, splitStratified } from '../../agent/head/train';
-import { scanDataset } from '../../agent/training/dataset';
+import { readHeadFile } from '../../protocol/head/files';
+import { DEFAULT_TRAIN_OPTIONS, splitStratified } from '../../operator/training/train';
+import { scanDataset } from '../../operator/training/dataset';
 import { HAVE_SHARED, runCli, SHARED_PHOTOS, tmpDir } from '../support/cli';
 
 test('head train reaches >= 0.85 validation accuracy; classify gets the held-out photos right', { skip: !HAVE_SHARED && 'no ../shared/data/photos' }, async () => {

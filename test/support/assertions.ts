@@ -1,6 +1,6 @@
 /** Assertions shared by the tests. */
 import assert from 'node:assert/strict';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 /** `p` rejects with an EdgeheadError of this code whose one-line message matches `re`; returns the error. */
 export async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<EdgeheadError> {

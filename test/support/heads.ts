@@ -1,9 +1,9 @@
 /** Head payloads for tests: trained ones (real features) and surgically broken ones. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeHead, encodeHeader, encodeWeights, type HeadFile, type HeadManifest } from '../../agent/head/format';
-import { canonicalJson } from '../../agent/util/canonical-json';
-import { sha256Hex } from '../../agent/util/hash';
+import { decodeHead, encodeHeader, encodeWeights, type HeadFile, type HeadManifest } from '../../protocol/head/format';
+import { canonicalJson } from '../../base/canonical-json';
+import { sha256Hex } from '../../base/hash';
 import { runCli, SAMPLES, tmpDir } from './cli';
 
 /** Trains a 2-class head "land"/"sea" on the bundled samples (fish = sea) with the default extractor. */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { checkConfig, ConfigError, hostnameDeviceId, loadConfig, maskSecrets } from '../../config/load';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 import { tmpDir } from '../support/cli';
 
 /** Writes FILE (relative to a fresh temp folder) and returns its absolute path. */

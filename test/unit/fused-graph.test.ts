@@ -11,8 +11,8 @@ import { fingerprintOf, paramCountOf, type PartialInfo } from '../../agent/extra
 import { buildFusedGraphModel, GraphUnsupported } from '../../agent/extractors/fused-graph';
 import { loadGraphExtractor, loadStockGraphExtractor } from '../../agent/extractors/graph-extractor';
 import type { ModelFolder } from '../../agent/extractors/model-files';
-import { configureLogging, logLevel } from '../../agent/util/log';
-import { prng } from '../../agent/util/prng';
+import { configureLogging, logLevel } from '../../base/log';
+import { prng } from '../../base/prng';
 
 const TOL = 1e-5;
 

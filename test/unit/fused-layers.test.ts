@@ -12,8 +12,8 @@ import { buildFusedLayersModel, type FusedLayersModel, mergePadding } from '../.
 import { KerasUnsupported, parseKerasTopology } from '../../agent/extractors/keras-graph';
 import { loadFusedLayersExtractor, loadLayersExtractor, loadStockLayersExtractor } from '../../agent/extractors/layers-extractor';
 import type { ModelFolder } from '../../agent/extractors/model-files';
-import { configureLogging, logLevel } from '../../agent/util/log';
-import { prng } from '../../agent/util/prng';
+import { configureLogging, logLevel } from '../../base/log';
+import { prng } from '../../base/prng';
 
 const TOL = 1e-4;
 

@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { decodeHead, makeHeadFile } from '../../agent/head/format';
-import { writeHeadFile } from '../../agent/head/files';
-import { generateKeyPair, keyIdFromPublicKey, verifyHead } from '../../agent/head/signature';
+import { decodeHead, makeHeadFile } from '../../protocol/head/format';
+import { writeHeadFile } from '../../protocol/head/files';
+import { generateKeyPair, keyIdFromPublicKey, verifyHead } from '../../protocol/head/signature';
 import { hasStackTrace, runCli, tmpDir } from '../support/cli';
 
 function writeTestHead(file: string, version = 1): Uint8Array {

@@ -8,10 +8,10 @@ import { type Duplex, duplexPair } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Aedes } from 'aedes';
 import { type IClientOptions, MqttClient } from 'mqtt';
-import { formatPushResult, type MqttConnect, pushHead, type PushOptions, type PushResult } from '../../agent/fleet/push';
-import { encodeHead } from '../../agent/head/format';
-import type { HeadUpdateStatus } from '../../agent/mqtt/topics';
-import { EdgeheadError } from '../../agent/util/errors';
+import { formatPushResult, type MqttConnect, pushHead, type PushOptions, type PushResult } from '../../operator/push';
+import { encodeHead } from '../../protocol/head/format';
+import type { HeadUpdateStatus } from '../../protocol/topics';
+import { EdgeheadError } from '../../base/errors';
 import { headStateJson, kitchenHead } from '../support/push-fixtures';
 
 function headBytes(version = 1): Uint8Array {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { EdgeheadError } from '../../agent/util/errors';
-import { makeHeadFile, type HeadFile, type TestVector } from '../../agent/head/format';
-import { DenseHead } from '../../agent/head/dense-head';
+import { EdgeheadError } from '../../base/errors';
+import { makeHeadFile, type HeadFile, type TestVector } from '../../protocol/head/format';
+import { DenseHead } from '../../agent/inference/dense-head';
 
 // kernel [3, 2]: rows are feature dims, columns classes
 const KERNEL = [

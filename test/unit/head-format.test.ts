@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 import {
   HEAD_MAGIC,
   HEAD_FORMAT_VERSION,
@@ -13,7 +13,7 @@ import {
   makeHeadFile,
   type HeadFile,
   type HeadManifest,
-} from '../../agent/head/format';
+} from '../../protocol/head/format';
 
 const FP = createHash('sha256').update('mobilenet_v2_1.0_224').digest('hex');
 

@@ -5,9 +5,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { EdgeheadError } from '../../agent/util/errors';
-import { prng } from '../../agent/util/prng';
-import { decodeHead, encodeHead, encodeWeights, makeHeadFile, type HeadFile } from '../../agent/head/format';
+import { EdgeheadError } from '../../base/errors';
+import { prng } from '../../base/prng';
+import { decodeHead, encodeHead, encodeWeights, makeHeadFile, type HeadFile } from '../../protocol/head/format';
 
 
 function seedHead(): HeadFile {

@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { DenseHead } from '../../agent/head/dense-head';
-import { encodeHead, makeHeadFile } from '../../agent/head/format';
-import { generateKeyPair, signHead } from '../../agent/head/signature';
-import { HeadManager } from '../../agent/heads/head-manager';
-import { HeadStore } from '../../agent/heads/head-store';
-import type { HeadStateMessage } from '../../agent/mqtt/topics';
-import { configureLogging } from '../../agent/util/log';
-import { prng } from '../../agent/util/prng';
+import { DenseHead } from '../../agent/inference/dense-head';
+import { encodeHead, makeHeadFile } from '../../protocol/head/format';
+import { generateKeyPair, signHead } from '../../protocol/head/signature';
+import { HeadManager } from '../../agent/hot-swap/head-manager';
+import { HeadStore } from '../../agent/hot-swap/head-store';
+import type { HeadStateMessage } from '../../protocol/topics';
+import { configureLogging } from '../../base/log';
+import { prng } from '../../base/prng';
 import { defaultConfig } from '../../config/defaults';
 import { tmpDir } from '../support/cli';
 
@@ -36,7 +36,7 @@ test('3,000 mutated payloads: all rejected, active head unchanged, tensors and h
   const states: HeadStateMessage[] = [];
   let current: DenseHead;
   const manager = new HeadManager(store, cfg, extractor, [keys.publicKeyPem], 'dev');
-  current = DenseHead.fromFile(manager.initial({ bytes: make(1), head: (await import('../../agent/head/format')).decodeHead(make(1)) }));
+  current = DenseHead.fromFile(manager.initial({ bytes: make(1), head: (await import('../../protocol/head/format')).decodeHead(make(1)) }));
   manager.attach({
     lastFeatures: () => new Float32Array(D).fill(0.25),
     swap: (h) => {
@@ -103,7 +103,7 @@ test('precedence: a fleet head with another id does not replace a head pushed to
   const store = new HeadStore(tmpDir(), cfg.maxBytes, 0);
   const states: HeadStateMessage[] = [];
   let current: DenseHead | undefined;
-  const { decodeHead } = await import('../../agent/head/format');
+  const { decodeHead } = await import('../../protocol/head/format');
   const manager = new HeadManager(store, cfg, extractor, [], 'dev');
   current = DenseHead.fromFile(manager.initial({ bytes: mk('base', 1), head: decodeHead(mk('base', 1)) }));
   manager.attach({ lastFeatures: () => undefined, swap: (h) => { current!.dispose(); current = h; }, top1: () => 'a', publishState: async (s) => void states.push(s), repredictLastFrame: async () => undefined });

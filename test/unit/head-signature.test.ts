@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { EdgeheadError } from '../../agent/util/errors';
-import { decodeHead, encodeHead, encodeWeights, makeHeadFile, type HeadFile } from '../../agent/head/format';
-import { generateKeyPair, keyIdFromPublicKey, signHead, signedBytes, verifyHead } from '../../agent/head/signature';
+import { EdgeheadError } from '../../base/errors';
+import { decodeHead, encodeHead, encodeWeights, makeHeadFile, type HeadFile } from '../../protocol/head/format';
+import { generateKeyPair, keyIdFromPublicKey, signHead, signedBytes, verifyHead } from '../../protocol/head/signature';
 
 function tinyHead(): HeadFile {
   return makeHeadFile({

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { EdgeheadError } from '../../agent/util/errors';
-import { prng } from '../../agent/util/prng';
-import { DEFAULT_TRAIN_OPTIONS, formatConfusion, splitStratified, trainSoftmaxHead, type TrainOptions } from '../../agent/head/train';
-import { decodeHead, encodeHead, makeHeadFile } from '../../agent/head/format';
-import { DenseHead } from '../../agent/head/dense-head';
+import { EdgeheadError } from '../../base/errors';
+import { prng } from '../../base/prng';
+import { DEFAULT_TRAIN_OPTIONS, formatConfusion, splitStratified, trainSoftmaxHead, type TrainOptions } from '../../operator/training/train';
+import { decodeHead, encodeHead, makeHeadFile } from '../../protocol/head/format';
+import { DenseHead } from '../../agent/inference/dense-head';
 
 
 /** Gaussian clusters: `classes` centres in `dim`-d space, unit noise. Non-negative-ish like ReLU6 features. */

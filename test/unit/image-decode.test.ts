@@ -5,7 +5,7 @@ import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import * as jpeg from 'jpeg-js';
 import { decodeImage, type DecodedImage } from '../../agent/image';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 // Fixtures: see test/fixtures/images/README.md. All are drawn from one 64x48 chart of 16x16 cells: top-left red,
 // top-right green, bottom-left blue, bottom-right yellow, the rest grey 128.

@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { decodeImage, initImageCodecs, toModelInput, type DecodedImage } from '../../agent/image';
 import { jpegScale } from '../../agent/image/decode';
 import { JpegTurbo } from '../../agent/image/jpeg-turbo';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 // The fast JPEG path (libjpeg-turbo in WASM, DCT-domain scaling) and its fallbacks to jpeg-js. The chart fixtures
 // are described in test/fixtures/images/README.md: 64x48, 16x16 cells, red/green/blue/yellow corners, grey inside.

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { probeImage, type ImageInfo } from '../../agent/image';
-import { crc32 } from '../../agent/util/crc32';
-import { EdgeheadError } from '../../agent/util/errors';
+import { crc32 } from '../../base/crc32';
+import { EdgeheadError } from '../../base/errors';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(path.join(FIXTURES, name)));

@@ -10,8 +10,8 @@ import { after, describe, test } from 'node:test';
 import { DiskQueue, recordBytes } from '../../agent/store/disk-queue';
 import { MemoryQueue } from '../../agent/store/memory-queue';
 import type { MessageQueue, QueuedMessage } from '../../agent/store/queue';
-import { EdgeheadError } from '../../agent/util/errors';
-import { configureLogging } from '../../agent/util/log';
+import { EdgeheadError } from '../../base/errors';
+import { configureLogging } from '../../base/log';
 
 configureLogging({ sink: { write: () => {} } }); // "queue full" warnings are expected here
 

@@ -11,8 +11,8 @@ import { after, beforeEach, test } from 'node:test';
 import * as zlib from 'node:zlib';
 import { DiskQueue, type DiskQueueOptions, recordBytes } from '../../agent/store/disk-queue';
 import type { QueuedMessage } from '../../agent/store/queue';
-import { EdgeheadError } from '../../agent/util/errors';
-import { configureLogging } from '../../agent/util/log';
+import { EdgeheadError } from '../../base/errors';
+import { configureLogging } from '../../base/log';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-queue-disk-'));

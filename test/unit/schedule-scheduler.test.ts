@@ -2,9 +2,9 @@ process.env.TZ = 'UTC'; // cron and activeWindow are local time: pin it before a
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import { Scheduler, type SchedulerOptions } from '../../agent/schedule/scheduler';
-import { type Clock, ManualClock, systemClock } from '../../agent/util/clock';
-import { EdgeheadError } from '../../agent/util/errors';
-import { configureLogging } from '../../agent/util/log';
+import { type Clock, ManualClock, systemClock } from '../../base/clock';
+import { EdgeheadError } from '../../base/errors';
+import { configureLogging } from '../../base/log';
 
 const logs: string[] = [];
 configureLogging({ level: 'warn', format: 'text', sink: { write: (line) => logs.push(line) } });

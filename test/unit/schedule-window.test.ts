@@ -2,7 +2,7 @@ process.env.TZ = 'Asia/Kolkata'; // UTC+05:30, no DST: shows that windows are re
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { inWindow, parseWindow } from '../../agent/schedule/window';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 
 const at = (h: number, m: number, s = 0) => new Date(2024, 0, 15, h, m, s); // local time
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { DirectorySource, listImages } from '../../agent/sources/directory';
-import { ManualClock } from '../../agent/util/clock';
+import { ManualClock } from '../../base/clock';
 import { rejectsWith } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');

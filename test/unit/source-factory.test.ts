@@ -4,8 +4,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { DirectorySource, HttpSource, StreamSource, WebcamSource, createFrameSource } from '../../agent/sources';
-import { ManualClock } from '../../agent/util/clock';
-import { EdgeheadError } from '../../agent/util/errors';
+import { ManualClock } from '../../base/clock';
+import { EdgeheadError } from '../../base/errors';
 
 describe('createFrameSource', () => {
   test('chooses by source.type', () => {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { createFrameSource } from '../../agent/sources';
 import { type HttpSettings, HttpSource } from '../../agent/sources/http';
-import { EdgeheadError } from '../../agent/util/errors';
+import { EdgeheadError } from '../../base/errors';
 import { rejectsWith } from '../support/assertions';
 
 const JPEG = fs.readFileSync(path.resolve(__dirname, '../fixtures/images/jpeg-baseline.jpg'));

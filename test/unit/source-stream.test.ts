@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { HEALTHY_RUN_MS, KILL_GRACE_MS, type StreamEvent, type StreamSettings, StreamSource } from '../../agent/sources/stream';
-import { type Clock, ManualClock } from '../../agent/util/clock';
+import { type Clock, ManualClock } from '../../base/clock';
 import { rejectsWith } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');

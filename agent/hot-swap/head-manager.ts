@@ -1,0 +1,287 @@
+/**
+ * Head hot-swap on the device: receive -> validate -> persist atomically -> warm up on the cached features of the
+ * last frame -> swap between frames -> dispose the old head -> publish head/state -> re-predict the last frame.
+ * A rejected payload changes nothing: it is kept aside with its reason. Also rollback, and shadow mode (a candidate
+ * runs beside the active head for N frames; promote/discard, or automatic promotion above an agreement rate).
+ * Payloads are processed one at a time, in arrival order.
+ */
+import type { Config } from '../../config/schema';
+import type { ExtractorInfo } from '../extractors/extractor';
+import { DenseHead } from '../inference/dense-head';
+import type { HeadFile } from '../../protocol/head/format';
+import { correlationIdOf, type HeadRef, type HeadStateMessage, type HeadUpdateStatus } from '../../protocol/topics';
+import { EdgeheadError } from '../../base/errors';
+import { sha256Hex } from '../../base/hash';
+import { createLogger } from '../../base/log';
+import { type HeadStore, type StoredHead } from './head-store';
+import { validatePayload } from './validate';
+
+const log = createLogger('heads');
+
+/** What the manager needs from the agent. */
+export interface HeadHost {
+  lastFeatures(): Float32Array | undefined;
+  /** Installs `head` for the next frame and disposes the previous one once no frame in flight uses it. */
+  swap(head: DenseHead): void;
+  /** Top-1 label of `head` for these features. */
+  top1(head: DenseHead, features: Float32Array): string;
+  publishState(state: HeadStateMessage): Promise<void>;
+  /** Publishes a prediction of the last frame with the (new) active head, reason "head-swap". */
+  repredictLastFrame(): Promise<void>;
+}
+
+interface Shadow {
+  stored: StoredHead;
+  head: DenseHead;
+  frames: number;
+  seen: number;
+  agree: number;
+  autoPromoteAgreement?: number;
+  /** The topic the candidate came on. */
+  via: string;
+}
+
+/** Precedence of the topic a head came on: a head for this device beats a group head beats a fleet head. */
+export function scopeRank(topic: string | undefined): number {
+  if (!topic) return 0;
+  if (/\/all\/head\/set$/.test(topic)) return 1;
+  if (/\/groups\/[^/]+\/head\/set$/.test(topic)) return 2;
+  return topic.endsWith('/head/set') ? 3 : 0;
+}
+
+export class HeadManager {
+  private active!: StoredHead;
+  private previous: StoredHead | undefined;
+  private shadow: Shadow | undefined;
+  private armedShadow: { frames: number; autoPromoteAgreement?: number } | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: HeadStore,
+    private readonly cfg: Config['head'],
+    private readonly extractor: Pick<ExtractorInfo, 'id' | 'fingerprint' | 'featureDim'>,
+    private readonly publicKeys: string[],
+    private readonly deviceId: string,
+    private host?: HeadHost,
+  ) {}
+
+  attach(host: HeadHost): void {
+    this.host = host;
+  }
+
+  /** The head to start with: the persisted active one (or previous, if a crash left no active), else `fallback`. */
+  initial(fallback: { bytes: Uint8Array; head: HeadFile }): HeadFile {
+    const active = this.store.read('active');
+    const previous = this.store.read('previous');
+    if (active) {
+      this.active = active;
+      this.previous = previous;
+    } else if (previous) {
+      // A crash between "active -> previous" and "incoming -> active": the previous head is the last good one.
+      log.warn('no valid active head on disk; starting from the previous one');
+      this.active = previous;
+    } else {
+      this.active = { ...fallback, appliedAt: new Date().toISOString() };
+    }
+    if (active || previous) log.info('persisted head loaded', { id: this.active.head.manifest.id, version: this.active.head.manifest.version });
+    this.store.removeCandidate(); // a shadow run does not survive a restart
+    return this.active.head;
+  }
+
+  get activeManifest() {
+    return this.active.head.manifest;
+  }
+
+  /** Serializes head operations. */
+  private run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  handlePayload(topic: string, bytes: Uint8Array, retained: boolean): Promise<void> {
+    return this.run(() => this.process(topic, bytes, retained));
+  }
+
+  private async process(topic: string, bytes: Uint8Array, retained: boolean): Promise<void> {
+    const receivedAt = new Date();
+    const t0 = performance.now();
+    const sha = sha256Hex(bytes);
+    const correlationId = correlationIdOf(sha);
+    const state = this.store.readState();
+    if (retained && state.processed[topic] === sha) {
+      log.debug('retained head already processed; ignoring', { topic, correlationId });
+      return;
+    }
+    this.store.updateState((s) => ({ ...s, processed: { ...s.processed, [topic]: sha } }));
+    const update = (status: HeadUpdateStatus, head: HeadFile | undefined, reason?: string) => ({
+      status,
+      ...(reason ? { reason } : {}),
+      correlationId,
+      via: topic,
+      head: head ? { id: head.manifest.id, version: head.manifest.version } : null,
+      receivedAt: receivedAt.toISOString(),
+      latencyMs: Math.round((performance.now() - t0) * 10) / 10,
+    });
+    const verdict = validatePayload(bytes, {
+      maxBytes: this.cfg.maxBytes,
+      extractor: this.extractor,
+      publicKeys: this.publicKeys,
+      active: this.active.head.manifest,
+      testVectorTolerance: this.cfg.testVectorTolerance,
+    });
+    if (verdict.kind === 'reject') {
+      log.warn('head rejected', { topic, correlationId, reason: verdict.reason });
+      this.store.keepRejected(bytes, correlationId, verdict.reason, topic);
+      await this.publish(update('rejected', verdict.file, verdict.reason));
+      return;
+    }
+    if (verdict.kind === 'duplicate') {
+      await this.publish(update('duplicate', verdict.file, verdict.reason));
+      return;
+    }
+    const activeVia = state.via?.active;
+    if (verdict.file.manifest.id !== this.active.head.manifest.id && scopeRank(topic) < scopeRank(activeVia)) {
+      verdict.head.dispose();
+      const reason = `lower precedence: the active head ${this.active.head.manifest.id} came on ${activeVia}; a head on ${topic} does not replace it (push to the device topic, or roll back first)`;
+      log.warn('head not applied', { topic, correlationId, reason });
+      await this.publish(update('rejected', verdict.file, reason));
+      return;
+    }
+    const shadowCfg = this.armedShadow ?? verdict.file.manifest.shadow;
+    if (shadowCfg && shadowCfg.frames > 0) {
+      this.armedShadow = undefined;
+      this.endShadow();
+      await this.store.writeCandidate(bytes);
+      this.shadow = { stored: { bytes, head: verdict.file, appliedAt: receivedAt.toISOString() }, head: verdict.head, frames: shadowCfg.frames, seen: 0, agree: 0, autoPromoteAgreement: shadowCfg.autoPromoteAgreement, via: topic };
+      log.info('head in shadow mode', { id: verdict.file.manifest.id, version: verdict.file.manifest.version, frames: shadowCfg.frames });
+      await this.publish(update('shadow', verdict.file, `running beside the active head for ${shadowCfg.frames} frames`));
+      return;
+    }
+    await this.apply({ bytes, head: verdict.file, appliedAt: '' }, verdict.head, topic);
+    log.info('head applied', { id: verdict.file.manifest.id, version: verdict.file.manifest.version, correlationId, ms: update('applied', undefined).latencyMs });
+    await this.publish(update('applied', verdict.file));
+    await this.host!.repredictLastFrame();
+  }
+
+  /** Persist, warm up, swap, dispose. */
+  private async apply(next: StoredHead, head: DenseHead, via: string): Promise<void> {
+    const appliedAt = new Date().toISOString();
+    try {
+      await this.store.activate(next.bytes, this.active, appliedAt, via);
+      const features = this.host!.lastFeatures();
+      if (features) this.host!.top1(head, features); // warm-up on the last frame's features
+    } catch (e) {
+      head.dispose();
+      throw e;
+    }
+    this.previous = this.active;
+    this.active = { ...next, appliedAt };
+    this.host!.swap(head);
+  }
+
+  rollback(): Promise<HeadRef> {
+    return this.run(async () => {
+      const prev = this.previous ?? this.store.read('previous');
+      if (!prev) throw new EdgeheadError('BAD_ARGS', 'no previous head to roll back to');
+      const head = DenseHead.fromFile(prev.head);
+      const now = new Date().toISOString();
+      if (this.store.read('active')) this.store.swapActivePrevious(now);
+      else await this.store.activate(prev.bytes, undefined, now);
+      const old = this.active;
+      this.active = { ...prev, appliedAt: now };
+      this.previous = old;
+      this.host!.swap(head);
+      await this.publish({ status: 'rolled-back', correlationId: null, via: 'cmd', head: { id: prev.head.manifest.id, version: prev.head.manifest.version }, receivedAt: now });
+      await this.host!.repredictLastFrame();
+      return this.ref(this.active);
+    });
+  }
+
+  armShadow(frames: number, autoPromoteAgreement?: number): void {
+    if (!Number.isInteger(frames) || frames < 1) throw new EdgeheadError('BAD_ARGS', 'shadow: args.frames must be an integer >= 1');
+    if (autoPromoteAgreement !== undefined && !(autoPromoteAgreement >= 0 && autoPromoteAgreement <= 1)) {
+      throw new EdgeheadError('BAD_ARGS', 'shadow: args.autoPromoteAgreement must be in [0, 1]');
+    }
+    this.armedShadow = { frames, ...(autoPromoteAgreement !== undefined ? { autoPromoteAgreement } : {}) };
+  }
+
+  /** Called after every classified frame with its features and the active head's top-1 label. */
+  onFrame(features: Float32Array, activeTop1: string): void {
+    const s = this.shadow;
+    if (!s || s.seen >= s.frames) return;
+    s.seen++;
+    if (this.host!.top1(s.head, features) === activeTop1) s.agree++;
+    if (s.seen === s.frames) {
+      const agreement = s.agree / s.seen;
+      log.info('shadow run complete', { agreement, frames: s.frames });
+      if (s.autoPromoteAgreement !== undefined && agreement >= s.autoPromoteAgreement) void this.promote(`agreement ${agreement.toFixed(3)} >= ${s.autoPromoteAgreement}`);
+      else void this.run(() => this.publish({ status: 'shadow', reason: `shadow run complete: agreement ${agreement.toFixed(3)}; promote or discard`, correlationId: correlationIdOf(sha256Hex(s.stored.bytes)), via: 'shadow', head: this.headId(s.stored), receivedAt: new Date().toISOString() }));
+    }
+  }
+
+  promote(reason = 'promote command'): Promise<HeadRef> {
+    return this.run(async () => {
+      const s = this.shadow;
+      if (!s) throw new EdgeheadError('BAD_ARGS', 'no head in shadow mode');
+      this.shadow = undefined;
+      await this.apply(s.stored, s.head, s.via);
+      this.store.removeCandidate();
+      await this.publish({ status: 'promoted', reason, correlationId: correlationIdOf(sha256Hex(s.stored.bytes)), via: 'cmd', head: this.headId(s.stored), receivedAt: new Date().toISOString() });
+      await this.host!.repredictLastFrame();
+      return this.ref(this.active);
+    });
+  }
+
+  discard(): Promise<{ discarded: { id: string; version: number } }> {
+    return this.run(async () => {
+      const s = this.shadow;
+      if (!s) throw new EdgeheadError('BAD_ARGS', 'no head in shadow mode');
+      this.endShadow();
+      await this.publish({ status: 'discarded', correlationId: correlationIdOf(sha256Hex(s.stored.bytes)), via: 'cmd', head: this.headId(s.stored), receivedAt: new Date().toISOString() });
+      return { discarded: this.headId(s.stored) };
+    });
+  }
+
+  private endShadow(): void {
+    if (!this.shadow) return;
+    this.shadow.head.dispose();
+    this.shadow = undefined;
+    this.store.removeCandidate();
+  }
+
+  private headId(h: StoredHead): { id: string; version: number } {
+    return { id: h.head.manifest.id, version: h.head.manifest.version };
+  }
+
+  private ref(h: StoredHead): HeadRef {
+    return { ...this.headId(h), sha256: h.head.manifest.sha256, appliedAt: h.appliedAt };
+  }
+
+  stateMessage(): HeadStateMessage {
+    const s = this.shadow;
+    return {
+      device: this.deviceId,
+      active: this.ref(this.active),
+      previous: this.previous ? this.ref(this.previous) : null,
+      lastUpdate: this.store.readState().lastUpdate ?? { status: 'applied', reason: 'initial head', correlationId: null, via: 'startup', head: this.headId(this.active), receivedAt: this.active.appliedAt },
+      shadow: s
+        ? { candidate: { ...this.headId(s.stored), sha256: s.stored.head.manifest.sha256 }, frames: s.frames, seen: s.seen, agreement: s.seen ? s.agree / s.seen : null, ...(s.autoPromoteAgreement !== undefined ? { autoPromoteAgreement: s.autoPromoteAgreement } : {}) }
+        : null,
+    };
+  }
+
+  private async publish(lastUpdate: HeadStateMessage['lastUpdate']): Promise<void> {
+    this.store.updateState((st) => ({ ...st, lastUpdate }));
+    await this.host!.publishState(this.stateMessage());
+  }
+
+  /** Publishes the current state (on every connection). */
+  publishCurrent(): Promise<void> {
+    return this.host!.publishState(this.stateMessage());
+  }
+
+  dispose(): void {
+    this.endShadow();
+  }
+}

@@ -1,0 +1,99 @@
+/** `edgehead head push`: publish a head file to a device, a group or the fleet and report each device's answer. */
+import * as fs from 'node:fs';
+import { defaultConfig } from '../../config/defaults';
+import { DEFAULT_PUSH_TIMEOUT_MS, formatPushResult, pushHead, type PushTarget } from '../../operator/push';
+import { EdgeheadError } from '../../base/errors';
+import { type Command, help, intArg, numberArg, parseCommandArgs } from '../args';
+
+const D = defaultConfig();
+const USAGE = `edgehead head push --broker URL (--device ID | --group G | --all) HEAD [--wait-acks N] [--timeout S]
+       [--prefix P] [--ca F --cert F --key F] [--username U --password P] [--no-retain] [--json]
+  Validates HEAD locally, subscribes to <prefix>/+/head/state, publishes HEAD (QoS 1) to
+    --device ID  <prefix>/ID/head/set              (not retained)
+    --group G    <prefix>/groups/G/head/set        (retained: devices that connect later get it too)
+    --all        <prefix>/all/head/set             (retained)
+  and prints each device's answer (the first head/state carrying the payload's correlation id): applied, duplicate,
+  shadow or rejected with the reason, and the latency from the publish.
+  Waits until the device answered (--device), N devices answered (--wait-acks N) or --timeout S (default
+  ${DEFAULT_PUSH_TIMEOUT_MS / 1000}) passed; without --wait-acks a group/fleet push waits the whole timeout.
+  Exit 0 when every expected device applied it (applied, duplicate or shadow); 1 on a rejection, a missing answer
+  (--device, --wait-acks) or a connection failure. Defaults: --prefix ${D.mqtt.topicPrefix}.`;
+
+export const headPushCommand: Command = {
+  name: 'push',
+  summary: 'publish a head to a device, a group or the fleet and wait for the answers',
+  usage: USAGE,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        broker: { type: 'string' },
+        device: { type: 'string' },
+        group: { type: 'string' },
+        all: { type: 'boolean' },
+        'wait-acks': { type: 'string' },
+        timeout: { type: 'string' },
+        prefix: { type: 'string' },
+        ca: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        username: { type: 'string' },
+        password: { type: 'string' },
+        'no-retain': { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      USAGE,
+    );
+    if (values.help) return help(USAGE);
+    if (positionals.length !== 1) throw new EdgeheadError('BAD_ARGS', 'head push takes exactly one head file', { hint: `usage: ${USAGE.split('\n')[0]}` });
+    if (!values.broker) throw new EdgeheadError('BAD_ARGS', 'head push needs --broker URL (e.g. mqtt://broker.local:1883)');
+    const chosen = [values.device !== undefined, values.group !== undefined, values.all === true].filter(Boolean).length;
+    if (chosen !== 1) throw new EdgeheadError('BAD_ARGS', 'head push needs exactly one of --device ID, --group G or --all');
+    const target: PushTarget =
+      values.device !== undefined ? { kind: 'device', device: values.device } : values.group !== undefined ? { kind: 'group', group: values.group } : { kind: 'all' };
+    if (values['wait-acks'] !== undefined && target.kind === 'device') {
+      throw new EdgeheadError('BAD_ARGS', '--wait-acks applies to --group and --all (a --device push waits for that device)');
+    }
+    const waitAcks = values['wait-acks'] === undefined ? undefined : intArg(values['wait-acks'], 'wait-acks', 1, 1);
+    const timeoutMs = Math.round(numberArg(values.timeout, 'timeout', 0.1, 86_400, DEFAULT_PUSH_TIMEOUT_MS / 1000) * 1000);
+    if (values.password !== undefined && values.username === undefined) {
+      throw new EdgeheadError('BAD_ARGS', '--password needs --username');
+    }
+
+    const file = positionals[0]!;
+    const maxBytes = D.head.maxBytes;
+    let payload: Uint8Array;
+    try {
+      const st = fs.statSync(file);
+      if (st.size > maxBytes) throw new EdgeheadError('BAD_HEAD', `${file}: head file too large: ${st.size} bytes > limit ${maxBytes}`);
+      payload = new Uint8Array(fs.readFileSync(file));
+    } catch (e) {
+      if (e instanceof EdgeheadError) throw e;
+      throw new EdgeheadError('BAD_HEAD', `cannot read head file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+
+    const say = (s: string) => values.json || process.stderr.write(s + '\n');
+    let result;
+    try {
+      result = await pushHead({
+        broker: values.broker,
+        target,
+        payload,
+        prefix: values.prefix ?? D.mqtt.topicPrefix,
+        retain: values['no-retain'] ? false : undefined,
+        waitAcks,
+        timeoutMs,
+        maxBytes,
+        username: values.username,
+        password: values.password,
+        tls: { ca: values.ca, cert: values.cert, key: values.key },
+        onPublished: ({ topic }) => say(`published to ${topic}; waiting up to ${timeoutMs / 1000} s for answers...`),
+      });
+    } catch (e) {
+      if (e instanceof EdgeheadError && e.code === 'BAD_HEAD') throw new EdgeheadError('BAD_HEAD', `${file}: ${e.message}`, { hint: e.hint });
+      throw e;
+    }
+    process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : formatPushResult(result) + '\n');
+    return result.ok ? 0 : 1;
+  },
+};

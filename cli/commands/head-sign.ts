@@ -1,0 +1,67 @@
+/** `edgehead head sign --key KEY HEAD [--out FILE]`: add (or replace) a head's Ed25519 signature. */
+import * as fs from 'node:fs';
+import { defaultConfig } from '../../config/defaults';
+import { readHeadFile, writeHeadFile } from '../../protocol/head/files';
+import { signHead } from '../../protocol/head/signature';
+import { correlationIdOf } from '../../protocol/topics';
+import { EdgeheadError } from '../../base/errors';
+import { sha256Hex } from '../../base/hash';
+import { type Command, help, parseCommandArgs } from '../args';
+
+const USAGE = `edgehead head sign --key KEY HEAD [--out FILE]
+  Signs HEAD with the Ed25519 private key KEY (from \`edgehead head keygen\`), in place (atomic rename) or to FILE.
+  An existing signature is replaced. Prints the key id and the signed file's sha256 and correlation id (what
+  \`head push\` and the devices' head/state use to identify this exact payload).`;
+
+export const headSignCommand: Command = {
+  name: 'sign',
+  summary: 'sign a head file with an Ed25519 private key',
+  usage: USAGE,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, { key: { type: 'string' }, out: { type: 'string' } }, USAGE);
+    if (values.help) return help(USAGE);
+    if (!values.key) throw new EdgeheadError('BAD_ARGS', 'head sign needs --key KEY (the .key file from `edgehead head keygen`)');
+    if (positionals.length !== 1) throw new EdgeheadError('BAD_ARGS', 'head sign takes exactly one head file', { hint: `usage: ${USAGE.split('\n')[0]}` });
+    const file = positionals[0]!;
+    const keyPem = readKey(values.key);
+    const head = readHeadFile(file, defaultConfig().head.maxBytes);
+    const previous = head.manifest.signature?.keyId;
+    let signed;
+    try {
+      signed = signHead(head, keyPem);
+    } catch (e) {
+      if (e instanceof EdgeheadError && e.code === 'BAD_ARGS') {
+        const hint = /BEGIN PUBLIC KEY/.test(keyPem) ? 'this is a public key; sign with the .key file, the .pub goes on the devices' : e.hint;
+        throw new EdgeheadError('BAD_ARGS', `${values.key}: ${e.message}`, { hint });
+      }
+      throw e;
+    }
+    const out = values.out ?? file;
+    let bytes: Uint8Array;
+    try {
+      bytes = writeHeadFile(out, signed);
+    } catch (e) {
+      if (e instanceof EdgeheadError) throw e;
+      throw new EdgeheadError('IO', `cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const sha = sha256Hex(bytes);
+    const keyId = signed.manifest.signature!.keyId;
+    process.stdout.write(
+      [
+        `signed ${signed.manifest.id} v${signed.manifest.version} with key ${keyId}${previous && previous !== keyId ? ` (replaced the signature of key ${previous})` : ''} -> ${out}`,
+        `key id:         ${keyId}`,
+        `sha256:         ${sha}`,
+        `correlation id: ${correlationIdOf(sha)}`,
+      ].join('\n') + '\n',
+    );
+    return 0;
+  },
+};
+
+function readKey(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new EdgeheadError('BAD_ARGS', `cannot read signing key ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * `edgehead run [--config FILE]`: the long-running agent. Without a config file it runs on embedded defaults:
+ * an embedded broker on 127.0.0.1:1883 (or the one already there), the bundled sample frames, the default extractor
+ * and the demo head, with predictions printed to the console as well as published.
+ */
+import { loadConfig } from '../../config/load';
+import { Agent } from '../../agent/agent';
+import { loopbackTarget } from '../../mqtt/embedded-broker';
+import { describeError } from '../../base/errors';
+import { configureLogging, createLogger } from '../../base/log';
+import { type Command, help, parseCommandArgs } from '../args';
+import { reportFatal } from '../main';
+
+const log = createLogger('run');
+const FORCED_EXIT_MS = 5000;
+
+const USAGE = `edgehead run [--config FILE]
+  Runs the agent. FILE: YAML or JSON (docs/configuration.md); also EDGEHEAD_CONFIG. Every setting can be
+  overridden by an environment variable EDGEHEAD_<PATH> (e.g. EDGEHEAD_MQTT_URL). SIGTERM/SIGINT stop it cleanly.`;
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'run the agent: frames on a schedule, predictions and telemetry over MQTT',
+  usage: USAGE,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } }, USAGE);
+    if (values.help) return help(USAGE);
+    const file = values.config ?? process.env.EDGEHEAD_CONFIG;
+    const config = loadConfig({ file });
+    configureLogging({ level: config.log.level, format: config.log.format }); // EDGEHEAD_LOG_LEVEL is log.level's env override
+    const agent = new Agent({ config, consoleAuto: file === undefined || process.stdout.isTTY === true });
+
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal });
+      setTimeout(() => {
+        process.stderr.write(`edgehead: did not stop within ${FORCED_EXIT_MS / 1000} s; forcing exit\n`);
+        process.exit(1);
+      }, FORCED_EXIT_MS).unref();
+      agent.stop().then(
+        () => process.exit(0),
+        (e) => {
+          reportFatal(e);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('unhandledRejection', (e) => log.error('unhandled rejection (continuing)', { error: describeError(e) }));
+
+    try {
+      await agent.start();
+    } catch (e) {
+      await agent.stop().catch(() => undefined);
+      throw e;
+    }
+    const target = loopbackTarget(config.mqtt.url);
+    const sub = target
+      ? `mosquitto_sub -h ${target.host} -p ${target.port} -t '${config.mqtt.topicPrefix}/#' -v`
+      : `mosquitto_sub -L '${config.mqtt.url}/${config.mqtt.topicPrefix}/#' -v`;
+    process.stderr.write(`edgehead: device ${agent.deviceId} running; watch it with: ${sub}\n`);
+    await new Promise<never>(() => undefined); // runs until a signal
+    return 0;
+  },
+};

@@ -1,0 +1,188 @@
+/**
+ * BrokerClient over MQTT.js v5: mqtt://, mqtts://, ws://, wss://; user/password; TLS with CA, client cert and key
+ * (rejectUnauthorized by default; the URL is never changed, so there is no plaintext fallback); persistent session;
+ * last will; reconnect with exponential backoff and jitter (MQTT.js only offers a fixed period, so its own
+ * reconnect is off and this class calls client.reconnect()).
+ */
+import * as fs from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Config } from '../config/schema';
+import { type Clock, systemClock, type TimerHandle } from '../base/clock';
+import { EdgeheadError } from '../base/errors';
+import { createLogger } from '../base/log';
+import type { BrokerClient, BrokerStats, PublishOptions } from './broker';
+
+const log = createLogger('mqtt');
+
+export interface MqttJsClientOptions {
+  cfg: Config['mqtt'];
+  clientId: string;
+  will: { topic: string; payload: string; opts: PublishOptions };
+  clock?: Clock;
+  random?: () => number;
+}
+
+export class MqttJsClient implements BrokerClient {
+  private client: MqttClient | undefined;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private attempts = 0;
+  private everConnected = false;
+  private reconnects = 0;
+  private lastError: string | undefined;
+  private reconnectTimer: TimerHandle | undefined;
+  private stopping = false;
+  private topics: string[] = [];
+  private readonly messageHandlers: ((topic: string, payload: Buffer, retained: boolean) => void)[] = [];
+  private readonly connectHandlers: (() => void)[] = [];
+  private readonly disconnectHandlers: ((reason: string) => void)[] = [];
+
+  constructor(private readonly opts: MqttJsClientOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? Math.random;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  start(): void {
+    const { cfg } = this.opts;
+    const client = mqtt.connect(cfg.url, this.clientOptions());
+    this.client = client;
+    client.on('connect', (connack) => {
+      this.attempts = 0;
+      if (this.everConnected) this.reconnects++;
+      this.everConnected = true;
+      this.lastError = undefined;
+      log.info('connected', { url: cfg.url, sessionPresent: connack.sessionPresent });
+      if (this.topics.length) {
+        client.subscribe(this.topics, { qos: 1 }, (err) => err && log.warn('subscribe failed', { error: err.message }));
+      }
+      for (const h of this.connectHandlers) h();
+    });
+    client.on('message', (topic, payload, packet) => {
+      for (const h of this.messageHandlers) h(topic, payload, packet.retain === true);
+    });
+    client.on('error', (err) => this.noteError(err));
+    client.on('close', () => {
+      if (this.stopping) return;
+      for (const h of this.disconnectHandlers) h(this.lastError ?? 'connection closed');
+      this.scheduleReconnect();
+    });
+  }
+
+  private clientOptions(): IClientOptions {
+    const { cfg, clientId, will } = this.opts;
+    const options: IClientOptions = {
+      clientId,
+      clean: cfg.cleanSession,
+      keepalive: cfg.keepaliveSec,
+      connectTimeout: cfg.connectTimeoutMs,
+      reconnectPeriod: 0,
+      protocolVersion: 4,
+      will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.opts.qos, retain: will.opts.retain },
+      username: cfg.username,
+      password: cfg.password,
+    };
+    if (/^(mqtts|wss):/.test(cfg.url)) {
+      const read = (key: 'ca' | 'cert' | 'key'): Buffer | undefined => {
+        const file = cfg.tls[key];
+        if (!file) return undefined;
+        try {
+          return fs.readFileSync(file);
+        } catch (e) {
+          throw new EdgeheadError('BAD_CONFIG', `mqtt.tls.${key}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        }
+      };
+      Object.assign(options, {
+        ca: read('ca'),
+        cert: read('cert'),
+        key: read('key'),
+        rejectUnauthorized: cfg.tls.rejectUnauthorized,
+        servername: cfg.tls.servername,
+      });
+    }
+    return options;
+  }
+
+  private noteError(err: Error & { code?: string | number }): void {
+    const msg = describeMqttError(err, this.opts.cfg.url);
+    if (msg !== this.lastError) log.warn(msg);
+    this.lastError = msg;
+  }
+
+  /** Delay for the n-th consecutive failed attempt: min * 2^n capped at max, times a jitter factor in [0.5, 1). */
+  backoffMs(attempt: number): number {
+    const { reconnectMinMs: min, reconnectMaxMs: max } = this.opts.cfg;
+    const base = Math.min(max, min * 2 ** Math.min(attempt, 30));
+    return Math.round(base * (0.5 + this.random() / 2));
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnectTimer) return;
+    const delay = this.backoffMs(this.attempts++);
+    log.debug('reconnecting', { inMs: delay, attempt: this.attempts });
+    this.reconnectTimer = this.clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopping) this.client?.reconnect();
+    }, delay);
+  }
+
+  publish(topic: string, payload: string | Uint8Array, opts: PublishOptions): Promise<void> {
+    const client = this.client;
+    if (!client?.connected) return Promise.reject(new EdgeheadError('MQTT', 'not connected'));
+    return new Promise((resolve, reject) => {
+      client.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload), opts, (err) =>
+        err ? reject(new EdgeheadError('MQTT', `publish to ${topic} failed: ${err.message}`)) : resolve(),
+      );
+    });
+  }
+
+  subscribe(topics: string[]): void {
+    this.topics = [...new Set([...this.topics, ...topics])];
+    if (this.client?.connected) this.client.subscribe(topics, { qos: 1 });
+  }
+
+  onMessage(handler: (topic: string, payload: Buffer, retained: boolean) => void): void {
+    this.messageHandlers.push(handler);
+  }
+
+  onConnect(handler: () => void): void {
+    this.connectHandlers.push(handler);
+  }
+
+  onDisconnect(handler: (reason: string) => void): void {
+    this.disconnectHandlers.push(handler);
+  }
+
+  stats(): BrokerStats {
+    return { connected: this.connected, reconnects: this.reconnects, ...(this.lastError ? { lastError: this.lastError } : {}) };
+  }
+
+  async stop(final?: { topic: string; payload: string; opts: PublishOptions }, timeoutMs = 2000): Promise<void> {
+    this.stopping = true;
+    this.reconnectTimer?.cancel();
+    this.reconnectTimer = undefined;
+    const client = this.client;
+    if (!client) return;
+    const deadline = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
+    if (final && client.connected) {
+      await Promise.race([this.publish(final.topic, final.payload, final.opts).catch(() => undefined), deadline]);
+    }
+    await Promise.race([new Promise<void>((r) => client.end(false, {}, () => r())), deadline]);
+    if (!client.disconnected) await new Promise<void>((r) => client.end(true, {}, () => r()));
+  }
+}
+
+/** One line a user can act on. */
+export function describeMqttError(err: Error & { code?: string | number }, url: string): string {
+  const code = typeof err.code === 'string' ? err.code : '';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ALTNAME|EPROTO/i.test(code) || /certificate|ssl|tls/i.test(err.message)) {
+    return `TLS error talking to ${url}: ${err.message} (check mqtt.tls.ca / cert / key; the agent never falls back to plaintext)`;
+  }
+  if (code === 'ECONNREFUSED') return `broker ${url} refused the connection (is it running?)`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `broker host of ${url} not found (${code})`;
+  if (/Not authorized|Bad username or password/i.test(err.message)) return `broker ${url} rejected the credentials: ${err.message}`;
+  return `MQTT error (${url}): ${err.message}`;
+}
