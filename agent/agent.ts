@@ -142,7 +142,7 @@ export class Agent {
       void this.heads.publishCurrent();
     });
     this.broker.onMessage((topic, payload, retained) => void this.onMessage(topic, payload, retained));
-    this.broker.subscribe([this.topics.cmd, this.topics.headSet, ...this.topics.groupHeadSet, this.topics.allHeadSet]);
+    void this.broker.subscribe([this.topics.cmd, this.topics.headSet, ...this.topics.groupHeadSet, this.topics.allHeadSet]);
     this.broker.start();
 
     this.source = this.deps.source ?? createFrameSource(cfg.source);

@@ -1,4 +1,4 @@
-/** The broker seam: what the agent needs from an MQTT connection. Implementation: agent/mqtt/mqttjs-client.ts. */
+/** The broker seam: what the agent needs from an MQTT connection. Implementation: mqtt/mqttjs-client.ts. */
 export interface PublishOptions {
   qos: 0 | 1 | 2;
   retain: boolean;
@@ -17,8 +17,9 @@ export interface BrokerClient {
   start(): void;
   /** Resolves when the broker acknowledged (QoS 1/2) or the packet was written (QoS 0); rejects when not connected. */
   publish(topic: string, payload: string | Uint8Array, opts: PublishOptions): Promise<void>;
-  /** Topics to (re)subscribe on every connection. */
-  subscribe(topics: string[]): void;
+  /** Topics to (re)subscribe on every connection. Resolves once the broker acknowledged them (at once when not
+   * connected: they are subscribed on the next connection). */
+  subscribe(topics: string[]): Promise<void>;
   onMessage(handler: (topic: string, payload: Buffer, retained: boolean) => void): void;
   onConnect(handler: () => void): void;
   onDisconnect(handler: (reason: string) => void): void;

@@ -139,9 +139,13 @@ export class MqttJsClient implements BrokerClient {
     });
   }
 
-  subscribe(topics: string[]): void {
+  async subscribe(topics: string[]): Promise<void> {
     this.topics = [...new Set([...this.topics, ...topics])];
-    if (this.client?.connected) this.client.subscribe(topics, { qos: 1 });
+    const client = this.client;
+    if (!client?.connected) return;
+    await client.subscribeAsync(topics, { qos: 1 }).catch((e: Error) => {
+      throw new EdgeheadError('MQTT', `subscribe to ${topics.join(', ')} failed: ${e.message}`);
+    });
   }
 
   onMessage(handler: (topic: string, payload: Buffer, retained: boolean) => void): void {
