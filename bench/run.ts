@@ -11,12 +11,12 @@
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { progressBar } from '../base/progress';
+import { freePort } from '../test/support/mosquitto';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
 
 const root = path.resolve(__dirname, '..');
@@ -254,16 +254,6 @@ function runScript(script: string): Promise<string> {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${script} exited with ${code}`))));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
   });
 }
 

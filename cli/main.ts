@@ -1,9 +1,10 @@
 /**
- * The `edgehead` command line. Each subcommand lives in agent/cli/commands/<name>.ts.
+ * The `edgehead` command line. Each subcommand lives in cli/commands/<name>.ts; failures are reported by
+ * cli/report.ts (also used by `run`, which reports its own late failures).
  * Exit codes: 0 ok; 1 failed (bad input, runtime error); 2 bad arguments or configuration.
  */
-import { describeError, EdgeheadError, isEdgeheadError } from '../base/errors';
-import { configureLogging, logLevel } from '../base/log';
+import { EdgeheadError } from '../base/errors';
+import { configureLogging } from '../base/log';
 import { agentVersion } from '../base/version';
 import type { Command } from './args';
 import { classifyCommand } from './commands/classify';
@@ -12,6 +13,7 @@ import { doctorCommand } from './commands/doctor';
 import { headCommand } from './commands/head';
 import { runCommand } from './commands/run';
 import { summaryCommand } from './commands/summary';
+import { exitCodeFor, reportFatal } from './report';
 
 export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand];
 
@@ -25,10 +27,6 @@ function usage(): string {
     '',
     'Run `edgehead <command> --help` for its options. EDGEHEAD_LOG_LEVEL=debug shows details and stack traces.',
   ].join('\n');
-}
-
-export function exitCodeFor(e: unknown): number {
-  return isEdgeheadError(e) && (e.code === 'BAD_ARGS' || e.code === 'BAD_CONFIG') ? 2 : 1;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -51,13 +49,5 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     reportFatal(e);
     process.exitCode = exitCodeFor(e);
-  }
-}
-
-export function reportFatal(e: unknown): void {
-  process.stderr.write(`edgehead: error: ${describeError(e)}\n`);
-  if (!isEdgeheadError(e) || logLevel() === 'debug') {
-    if (logLevel() === 'debug') process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
-    else process.stderr.write('edgehead: (unexpected error; rerun with --verbose for the stack trace)\n');
   }
 }

@@ -1,6 +1,6 @@
-/** Shared CLI setup: backend + extractor + head from options, with the schema's defaults. */
-import * as path from 'node:path';
+/** Shared CLI setup: backend + extractor + head from options, with the schema's defaults and choices. */
 import { defaultConfig } from '../config/defaults';
+import { BackendSchema, type Config, PreprocessSchema } from '../config/schema';
 import { type BackendInfo, initBackend } from '../agent/backend/wasm';
 import type { Extractor } from '../agent/extractors/extractor';
 import { loadExtractor } from '../agent/extractors/load';
@@ -10,6 +10,10 @@ import type { HeadFile } from '../protocol/head/format';
 import { progressBar } from '../base/progress';
 import { choiceArg, intArg, type OptionSpec } from './args';
 
+/** The values backend.name and preprocess.resize accept, read from the schema's unions. */
+export const BACKEND_CHOICES = BackendSchema.properties.name.anyOf.map((s) => s.const);
+export const RESIZE_CHOICES = PreprocessSchema.properties.resize.anyOf.map((s) => s.const);
+
 export const RUNTIME_OPTIONS = {
   extractor: { type: 'string' },
   backend: { type: 'string' },
@@ -18,38 +22,36 @@ export const RUNTIME_OPTIONS = {
   'max-pixels': { type: 'string' },
 } satisfies OptionSpec;
 
-export const RUNTIME_USAGE =
-  '[--extractor ID|DIR|URL] [--backend wasm|cpu] [--threads auto|N] [--resize squash|crop] [--max-pixels N]';
+export const RUNTIME_USAGE = `[--extractor ID|DIR|URL] [--backend ${BACKEND_CHOICES.join('|')}] [--threads auto|N] [--resize ${RESIZE_CHOICES.join('|')}] [--max-pixels N]`;
 
 type RuntimeValues = { [K in keyof typeof RUNTIME_OPTIONS]?: string };
 
 export interface RuntimeChoice {
-  backend: 'wasm' | 'cpu';
-  threads: 'auto' | number;
+  backend: Config['backend']['name'];
+  threads: Config['backend']['threads'];
   extractorRef: string;
-  resize: 'squash' | 'crop';
+  resize: Config['preprocess']['resize'];
   maxPixels: number;
 }
 
 export function runtimeChoice(values: RuntimeValues, fallbackExtractor?: string): RuntimeChoice {
   const d = defaultConfig();
   return {
-    backend: choiceArg(values.backend, 'backend', ['wasm', 'cpu'] as const, d.backend.name),
+    backend: choiceArg(values.backend, 'backend', BACKEND_CHOICES, d.backend.name),
     threads: values.threads === undefined || values.threads === 'auto' ? d.backend.threads : intArg(values.threads, 'threads', 1, 1),
     extractorRef: values.extractor ?? fallbackExtractor ?? d.extractor.ref,
-    resize: choiceArg(values.resize, 'resize', ['squash', 'crop'] as const, d.preprocess.resize),
+    resize: choiceArg(values.resize, 'resize', RESIZE_CHOICES, d.preprocess.resize),
     maxPixels: intArg(values['max-pixels'], 'max-pixels', 1, d.preprocess.maxPixels),
   };
 }
 
+/** The backend and the extractor; a URL model is cached where the agent with default settings caches it. */
 export async function openExtractor(choice: RuntimeChoice): Promise<{ backend: BackendInfo; extractor: Extractor }> {
   const backend = await initBackend({ backend: choice.backend, threads: choice.threads });
   initImageCodecs();
   let bar: ReturnType<typeof progressBar> | undefined;
   const extractor = await loadExtractor({
     ref: choice.extractorRef,
-    cacheDir: path.join(process.cwd(), '.cache'),
-    timeoutMs: defaultConfig().extractor.downloadTimeoutMs,
     onProgress: (done, total) => {
       bar ??= progressBar('download', total ?? 0, process.stderr.isTTY === true);
       bar.update(done);

@@ -6,8 +6,9 @@ import type { TSchema } from '@sinclair/typebox';
 import YAML from 'yaml';
 import { defaultConfig } from './defaults';
 import { dottedPath, envVarName, isSecret, isSection, listEnvVars, NON_CONFIG_ENV_VARS, schemaSections, typeNoun } from './env';
-import { checkConfig, COMPUTED_DEFAULTS, CONFIG_VERSION, EXISTING_FILE_SETTINGS, formatConfigErrors, orderLikeSchema, PATH_SETTINGS } from './load';
-import { ConfigSchema } from './schema';
+import { checkConfig, COMPUTED_DEFAULTS, EXISTING_FILE_SETTINGS, formatConfigErrors, PATH_SETTINGS } from './load';
+import { orderLikeSchema } from './present';
+import { CONFIG_VERSION, ConfigSchema } from './schema';
 
 type Schema = TSchema & Record<string, unknown>;
 

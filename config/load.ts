@@ -15,11 +15,10 @@ import * as path from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType, Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
-import { catalogueEntry } from '../agent/extractors/catalogue';
 import { EdgeheadError } from '../base/errors';
+import { ID_INVALID_CHARS_RE, ID_MAX_LENGTH } from '../protocol/patterns';
 import {
   applyEnvOverrides,
-  closest,
   dottedPath,
   isSecret,
   kindNoun,
@@ -29,15 +28,18 @@ import {
   schemaSections,
   typeNoun,
 } from './env';
-import { type Config, ConfigSchema } from './schema';
+import { extractorRefKind } from './extractor-ref';
+import { closest } from './suggest';
+import { isPlainObject, maskSecrets, orderLikeSchema } from './present';
+import { type Config, CONFIG_VERSION, ConfigSchema } from './schema';
 
-/** The config file format this agent reads. */
-export const CONFIG_VERSION = 1;
+/** Re-exported for callers that load and then show a config. */
+export { maskSecrets, orderLikeSchema };
 
 /**
  * Settings holding file or folder paths. Relative values written in the config file are resolved against the file's
  * folder; relative values from EDGEHEAD_* variables or defaults against the current directory.
- * extractor.ref only when it is a path (not a catalogue id or an http(s) URL).
+ * extractor.ref only when it is a path (config/extractor-ref.ts).
  */
 export const PATH_SETTINGS = ['stateDir', 'source.directory.path', 'mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key', 'head.file', 'extractor.ref'] as const;
 
@@ -49,9 +51,9 @@ export const COMPUTED_DEFAULTS: Readonly<Record<string, { label: string; explana
   'device.id': { label: 'hostname', explanation: 'the host name, with every character outside A-Z a-z 0-9 _ . - replaced by "-" (at most 64)' },
 };
 
-/** device.id when none is configured: the host name, sanitised to [A-Za-z0-9_.-]{1,64}. */
+/** device.id when none is configured: the host name, sanitised to an id (protocol/patterns.ts). */
 export function hostnameDeviceId(hostname: string = os.hostname()): string {
-  const id = hostname.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64);
+  const id = hostname.replace(ID_INVALID_CHARS_RE, '-').slice(0, ID_MAX_LENGTH);
   return id || 'edgehead';
 }
 
@@ -197,7 +199,6 @@ export function readConfigFile(file: string): unknown {
 // ---------------------------------------------------------------------------------------------------------------
 // Messages
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
 
 function getIn(o: unknown, segs: readonly (string | number)[]): unknown {
   let v = o;
@@ -334,17 +335,12 @@ function describeValueError(e: ValueError, cfg: unknown, sources: Map<string, st
 // ---------------------------------------------------------------------------------------------------------------
 // Paths and cross-field checks
 
-/** Mirrors specKind() in agent/extractors/load.ts: an http(s) URL or a catalogue id is not a path. */
-function isPathRef(ref: string): boolean {
-  return !/^https?:\/\//i.test(ref) && !catalogueEntry(ref);
-}
-
 function resolvePaths(cfg: Record<string, unknown>, fileValues: unknown, sources: Map<string, string>, baseDir: string, cwd: string): void {
   for (const key of PATH_SETTINGS) {
     const segs = key.split('.');
     const v = getIn(cfg, segs);
     if (typeof v !== 'string' || v === '') continue;
-    if (key === 'extractor.ref' && !isPathRef(v)) continue;
+    if (key === 'extractor.ref' && extractorRefKind(v) !== 'path') continue;
     const base = !sources.has(key) && getIn(fileValues, segs) !== undefined ? baseDir : cwd;
     setIn(cfg, segs, path.resolve(base, v));
   }
@@ -395,29 +391,4 @@ function crossFieldErrors(cfg: Record<string, unknown>, sources: Map<string, str
     }
   }
   return errors;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Presenting a config
-
-/** A copy with every secret setting replaced by "***" (unset secrets stay unset). */
-export function maskSecrets(value: unknown, schema: TSchema = ConfigSchema): unknown {
-  if (isSecret(schema)) return value === undefined ? undefined : '***';
-  const s = schema as Record<string, unknown>;
-  if (kindOf(schema) === 'Object' && isPlainObject(value)) {
-    const props = (s.properties ?? {}) as Record<string, TSchema>;
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, props[k] ? maskSecrets(v, props[k]) : v]));
-  }
-  if (kindOf(schema) === 'Array' && Array.isArray(value) && s.items) return value.map((v) => maskSecrets(v, s.items as TSchema));
-  return value;
-}
-
-/** A copy with keys in schema order (as the docs list them); unknown keys last. */
-export function orderLikeSchema(value: unknown, schema: TSchema = ConfigSchema): unknown {
-  if (kindOf(schema) !== 'Object' || !isPlainObject(value)) return value;
-  const props = ((schema as Record<string, unknown>).properties ?? {}) as Record<string, TSchema>;
-  const out: Record<string, unknown> = {};
-  for (const [k, child] of Object.entries(props)) if (value[k] !== undefined) out[k] = orderLikeSchema(value[k], child);
-  for (const [k, v] of Object.entries(value)) if (!(k in props)) out[k] = v;
-  return out;
 }

@@ -7,6 +7,21 @@
  * It is plain JSON Schema (TypeBox), so other tools can read it too.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import {
+  HEAD_MAX_BYTES,
+  HTTP_URL_PATTERN,
+  HTTP_URL_RULE,
+  ID_PATTERN,
+  ID_RULE,
+  MQTT_URL_PATTERN,
+  MQTT_URL_RULE,
+  TOPIC_PREFIX_PATTERN,
+  TOPIC_PREFIX_RULE,
+} from '../protocol/patterns';
+import { DEFAULT_VALUE_RANGE, EXTRACTOR_REF_RULE } from './extractor-ref';
+
+/** The config file format this agent reads (`version:` in the file). */
+export const CONFIG_VERSION = 1;
 
 const section = <T extends Parameters<typeof Type.Object>[0]>(props: T, description: string) =>
   Type.Object(props, { additionalProperties: false, default: {}, description });
@@ -33,15 +48,14 @@ export const ExtractorSchema = section(
     ref: Type.String({
       minLength: 1,
       default: 'mobilenet_v2_140',
-      description:
-        'Feature extractor: a catalogue id (mobilenet_v2_140, mobilenet_v2_100), a local TF.js model folder, or an http(s) URL of a TF.js feature-vector model (cached with its sha256).',
+      description: `Feature extractor: ${EXTRACTOR_REF_RULE}. A URL is downloaded once into <stateDir>/models and verified by sha256 at every start.`,
     }),
     outputNode: Type.Optional(
       Type.String({ minLength: 1, description: 'Graph models: node whose output is the feature vector (default: the model output).' }),
     ),
     valueRange: Type.Optional({
       ...Range,
-      description: 'Non-catalogue models: pixel range the model expects, e.g. [0, 1] (default) or [-1, 1].',
+      description: `Non-catalogue models: pixel range the model expects, e.g. [${DEFAULT_VALUE_RANGE.join(', ')}] (default) or [-1, 1].`,
     }),
     downloadTimeoutMs: Type.Integer({ minimum: 1000, default: 60000, description: 'Timeout of each HTTP request when fetching a model URL.' }),
   },
@@ -66,7 +80,7 @@ export const PreprocessSchema = section(
 export const HeadSchema = section(
   {
     file: Type.Optional(Type.String({ minLength: 1, description: 'Head file to start with (default: the bundled demo head).' })),
-    maxBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Largest head file or payload accepted.' }),
+    maxBytes: Type.Integer({ minimum: 1024, default: HEAD_MAX_BYTES, description: 'Largest head file or payload accepted.' }),
     publicKeys: Type.Array(Type.String({ minLength: 1 }), {
       default: [],
       description:
@@ -79,20 +93,16 @@ export const HeadSchema = section(
 );
 
 // patternMessage: how validation errors and docs describe a `pattern` (config/load.ts, config/docs.ts).
-const ID_CHARS = 'must be 1 to 64 letters, digits, "_", "." or "-"';
+const Id = (options: { description?: string }) => Type.String({ pattern: ID_PATTERN, patternMessage: ID_RULE, ...options });
 
 const secret = (description: string) => Type.Optional(Type.String({ description, secret: true }));
 
 export const DeviceSchema = section(
   {
     id: Type.Optional(
-      Type.String({
-        pattern: '^[A-Za-z0-9_.-]{1,64}$',
-        patternMessage: ID_CHARS,
-        description: 'Device id: MQTT client id and topic segment. Default: the host name (sanitised).',
-      }),
+      Id({ description: 'Device id: MQTT client id and topic segment. Default: the host name (sanitised).' }),
     ),
-    groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', patternMessage: ID_CHARS }), {
+    groups: Type.Array(Id({}), {
       default: [],
       description: 'Groups this device belongs to (fleet operators push heads to a group).',
     }),
@@ -117,10 +127,10 @@ export const TlsSchema = section(
 export const MqttSchema = section(
   {
     url: Type.String({
-      pattern: '^(mqtt|mqtts|ws|wss)://',
-      patternMessage: 'must start with mqtt://, mqtts://, ws:// or wss://',
+      pattern: MQTT_URL_PATTERN,
+      patternMessage: MQTT_URL_RULE,
       default: 'mqtt://127.0.0.1:1883',
-      description: 'Broker URL: mqtt://, mqtts://, ws:// or wss://.',
+      description: 'Broker URL; mqtts:// and wss:// use TLS (mqtt.tls).',
     }),
     embeddedBroker: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
       default: 'auto',
@@ -129,7 +139,12 @@ export const MqttSchema = section(
     }),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),
     password: secret('Broker password.'),
-    topicPrefix: Type.String({ pattern: '^[^#+]+$', patternMessage: 'must not be empty nor contain the MQTT wildcards # and +', default: 'edgehead', description: 'First segment of every topic.' }),
+    topicPrefix: Type.String({
+      pattern: TOPIC_PREFIX_PATTERN,
+      patternMessage: TOPIC_PREFIX_RULE,
+      default: 'edgehead',
+      description: 'Topic levels in front of every topic, e.g. "edgehead" or "site-3/edgehead" (docs/mqtt.md).',
+    }),
     keepaliveSec: Type.Integer({ minimum: 5, maximum: 3600, default: 30, description: 'MQTT keepalive.' }),
     cleanSession: Type.Boolean({ default: false, description: 'false = persistent session: the broker keeps subscriptions and QoS 1 messages while the device is away.' }),
     connectTimeoutMs: Type.Integer({ minimum: 1000, default: 10000, description: 'Give up on one connection attempt after this long.' }),
@@ -180,7 +195,7 @@ export const SourceSchema = section(
     ),
     http: section(
       {
-        url: Type.Optional(Type.String({ pattern: '^https?://', patternMessage: 'must start with http:// or https://', description: 'JPEG snapshot URL of an IP camera.' })),
+        url: Type.Optional(Type.String({ pattern: HTTP_URL_PATTERN, patternMessage: HTTP_URL_RULE, description: 'JPEG snapshot URL of an IP camera.' })),
         timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'Request timeout.' }),
         username: Type.Optional(Type.String({ description: 'HTTP basic auth user.' })),
         password: secret('HTTP basic auth password.'),
@@ -249,7 +264,7 @@ export const LogSchema = section(
 
 export const ConfigSchema = Type.Object(
   {
-    version: Type.Literal(1, { default: 1, description: 'Config file format version.' }),
+    version: Type.Literal(CONFIG_VERSION, { default: CONFIG_VERSION, description: 'Config file format version.' }),
     device: DeviceSchema,
     stateDir: Type.String({ minLength: 1, default: './state', description: 'Writable folder for the offline queue, the active head and rejected payloads.' }),
     mqtt: MqttSchema,

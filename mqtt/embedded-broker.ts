@@ -4,6 +4,7 @@
  */
 import * as net from 'node:net';
 import { Aedes } from 'aedes';
+import { describeError } from '../base/errors';
 import { createLogger } from '../base/log';
 
 const log = createLogger('broker');
@@ -39,6 +40,25 @@ export function isListening(host: string, port: number, timeoutMs = 500): Promis
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
+}
+
+/**
+ * The embedded broker when mqtt.embeddedBroker is "auto", the URL is mqtt:// on a loopback host and nothing listens
+ * there yet; undefined otherwise (or when it cannot start: the client keeps trying to connect).
+ */
+export async function embeddedBrokerIfWanted(mqtt: { url: string; embeddedBroker: 'auto' | 'off' }): Promise<EmbeddedBroker | undefined> {
+  const target = loopbackTarget(mqtt.url);
+  if (mqtt.embeddedBroker !== 'auto' || !target) return undefined;
+  if (await isListening(target.host, target.port)) {
+    log.info('using the MQTT broker already listening', { host: target.host, port: target.port });
+    return undefined;
+  }
+  try {
+    return await startEmbeddedBroker(target.host, target.port);
+  } catch (e) {
+    log.warn('could not start the embedded broker; will keep trying to connect', { error: describeError(e) });
+    return undefined;
+  }
 }
 
 export async function startEmbeddedBroker(host: string, port: number): Promise<EmbeddedBroker> {

@@ -2,24 +2,42 @@
  * BrokerClient over MQTT.js v5: mqtt://, mqtts://, ws://, wss://; user/password; TLS with CA, client cert and key
  * (rejectUnauthorized by default; the URL is never changed, so there is no plaintext fallback); persistent session;
  * last will; reconnect with exponential backoff and jitter (MQTT.js only offers a fixed period, so its own
- * reconnect is off and this class calls client.reconnect()).
+ * reconnect is off and this class calls client.reconnect()). The one MQTT adapter of the project: the device runs it
+ * with reconnect, operator tools (head push, the fleet server) with `reconnect: false` and open().
  */
 import * as fs from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Config } from '../config/schema';
 import { type Clock, systemClock, type TimerHandle } from '../base/clock';
 import { EdgeheadError } from '../base/errors';
+import { TLS_URL_RE } from '../protocol/patterns';
 import { createLogger } from '../base/log';
 import type { BrokerClient, BrokerStats, PublishOptions } from './broker';
 
 const log = createLogger('mqtt');
 
+/** The connection settings (the mqtt section of the config; operator tools fill it from their flags). */
+export type MqttSettings = Pick<
+  Config['mqtt'],
+  'url' | 'username' | 'password' | 'keepaliveSec' | 'cleanSession' | 'connectTimeoutMs' | 'reconnectMinMs' | 'reconnectMaxMs' | 'tls'
+>;
+
+/** MQTT.js's connect(); injectable so tests can connect through in-memory streams. */
+export type MqttConnect = (url: string, options: IClientOptions) => MqttClient;
+
+type TlsFile = 'ca' | 'cert' | 'key';
+
 export interface MqttJsClientOptions {
-  cfg: Config['mqtt'];
+  cfg: MqttSettings;
   clientId: string;
-  will: { topic: string; payload: string; opts: PublishOptions };
+  will?: { topic: string; payload: string; opts: PublishOptions };
   clock?: Clock;
   random?: () => number;
+  /** false: one connection and no reconnect (operator tools). Default true. */
+  reconnect?: boolean;
+  /** How messages name the TLS file settings: default mqtt.tls.<key>; operator tools name their flags. */
+  settingName?: (key: TlsFile) => string;
+  connect?: MqttConnect;
 }
 
 export class MqttJsClient implements BrokerClient {
@@ -36,6 +54,7 @@ export class MqttJsClient implements BrokerClient {
   private readonly messageHandlers: ((topic: string, payload: Buffer, retained: boolean) => void)[] = [];
   private readonly connectHandlers: (() => void)[] = [];
   private readonly disconnectHandlers: ((reason: string) => void)[] = [];
+  private opened: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
   constructor(private readonly opts: MqttJsClientOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -48,7 +67,8 @@ export class MqttJsClient implements BrokerClient {
 
   start(): void {
     const { cfg } = this.opts;
-    const client = mqtt.connect(cfg.url, this.clientOptions());
+    const options = this.clientOptions();
+    const client = (this.opts.connect ?? ((url, o) => mqtt.connect(url, o)))(cfg.url, options);
     this.client = client;
     client.on('connect', (connack) => {
       this.attempts = 0;
@@ -56,6 +76,7 @@ export class MqttJsClient implements BrokerClient {
       this.everConnected = true;
       this.lastError = undefined;
       log.info('connected', { url: cfg.url, sessionPresent: connack.sessionPresent });
+      this.opened?.resolve();
       if (this.topics.length) {
         client.subscribe(this.topics, { qos: 1 }, (err) => err && log.warn('subscribe failed', { error: err.message }));
       }
@@ -67,13 +88,29 @@ export class MqttJsClient implements BrokerClient {
     client.on('error', (err) => this.noteError(err));
     client.on('close', () => {
       if (this.stopping) return;
+      if (!this.everConnected && this.opened) {
+        this.opened.reject(new EdgeheadError('MQTT', `cannot connect: ${this.lastError ?? `no answer from ${cfg.url} within ${cfg.connectTimeoutMs} ms`}`));
+        return;
+      }
       for (const h of this.disconnectHandlers) h(this.lastError ?? 'connection closed');
-      this.scheduleReconnect();
+      if (this.opts.reconnect !== false) this.scheduleReconnect();
+    });
+  }
+
+  /** Connects and resolves on the first connection; with reconnect: false, rejects if that first attempt fails. */
+  open(): Promise<void> {
+    if (this.client) throw new Error('MqttJsClient: open() after start()');
+    const p = new Promise<void>((resolve, reject) => (this.opened = { resolve, reject }));
+    this.start();
+    return p.catch(async (e: unknown) => {
+      await this.stop(undefined, 500);
+      throw e;
     });
   }
 
   private clientOptions(): IClientOptions {
     const { cfg, clientId, will } = this.opts;
+    const name = this.opts.settingName ?? ((k: TlsFile) => `mqtt.tls.${k}`);
     const options: IClientOptions = {
       clientId,
       clean: cfg.cleanSession,
@@ -81,18 +118,18 @@ export class MqttJsClient implements BrokerClient {
       connectTimeout: cfg.connectTimeoutMs,
       reconnectPeriod: 0,
       protocolVersion: 4,
-      will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.opts.qos, retain: will.opts.retain },
+      ...(will ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.opts.qos, retain: will.opts.retain } } : {}),
       username: cfg.username,
       password: cfg.password,
     };
-    if (/^(mqtts|wss):/.test(cfg.url)) {
-      const read = (key: 'ca' | 'cert' | 'key'): Buffer | undefined => {
+    if (TLS_URL_RE.test(cfg.url)) {
+      const read = (key: TlsFile): Buffer | undefined => {
         const file = cfg.tls[key];
         if (!file) return undefined;
         try {
           return fs.readFileSync(file);
         } catch (e) {
-          throw new EdgeheadError('BAD_CONFIG', `mqtt.tls.${key}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+          throw new EdgeheadError('BAD_CONFIG', `${name(key)}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
         }
       };
       Object.assign(options, {
@@ -107,8 +144,9 @@ export class MqttJsClient implements BrokerClient {
   }
 
   private noteError(err: Error & { code?: string | number }): void {
-    const msg = describeMqttError(err, this.opts.cfg.url);
-    if (msg !== this.lastError) log.warn(msg);
+    const msg = describeMqttError(err, this.opts.cfg.url, this.opts.settingName);
+    // Without reconnect, open() or the disconnect handlers report it: the log only repeats it at debug level.
+    if (msg !== this.lastError) (this.opts.reconnect === false ? log.debug : log.warn)(msg);
     this.lastError = msg;
   }
 
@@ -180,10 +218,11 @@ export class MqttJsClient implements BrokerClient {
 }
 
 /** One line a user can act on. */
-export function describeMqttError(err: Error & { code?: string | number }, url: string): string {
+export function describeMqttError(err: Error & { code?: string | number }, url: string, settingName?: (key: TlsFile) => string): string {
   const code = typeof err.code === 'string' ? err.code : '';
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ALTNAME|EPROTO/i.test(code) || /certificate|ssl|tls/i.test(err.message)) {
-    return `TLS error talking to ${url}: ${err.message} (check mqtt.tls.ca / cert / key; the agent never falls back to plaintext)`;
+    const files = settingName ? (['ca', 'cert', 'key'] as const).map(settingName).join(' / ') : 'mqtt.tls.ca / cert / key';
+    return `TLS error talking to ${url}: ${err.message} (check ${files}; never falls back to plaintext)`;
   }
   if (code === 'ECONNREFUSED') return `broker ${url} refused the connection (is it running?)`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `broker host of ${url} not found (${code})`;

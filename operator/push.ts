@@ -12,31 +12,21 @@
  *
  * The MQTT connection is injectable (`connect`), so tests can run it against an in-process broker.
  */
-import * as fs from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { decodeHead, DEFAULT_DECODE_LIMITS, type HeadManifest } from '../protocol/head/format';
-import {
-  correlationIdOf,
-  deviceHeadStateTopic,
-  deviceHeadTopic,
-  fleetHeadTopic,
-  groupHeadTopic,
-  type HeadStateMessage,
-  type HeadUpdateStatus,
-} from '../protocol/topics';
-import { describeMqttError } from '../mqtt/mqttjs-client';
 import { EdgeheadError } from '../base/errors';
 import { sha256Hex } from '../base/hash';
+import { defaultConfig } from '../config/defaults';
+import type { BrokerClient } from '../mqtt/broker';
+import { type MqttConnect, MqttJsClient, type MqttSettings } from '../mqtt/mqttjs-client';
+import { decodeHead, type HeadManifest } from '../protocol/head/format';
+import { ACCEPTED_STATUSES, correlationIdOf, HeadStateMessageSchema, type HeadUpdateStatus } from '../protocol/messages';
+import { HEAD_MAX_BYTES, ID_RE, ID_RULE, MQTT_URL_RE, MQTT_URL_RULE, STATE_MAX_BYTES, TLS_URL_RE, TOPIC_PREFIX_RE, TOPIC_PREFIX_RULE } from '../protocol/patterns';
+import { everyDeviceTopic, deviceTopic, type HeadScope, headSetTopic, parseTopic } from '../protocol/topics';
+import { parseJsonPayload } from '../protocol/validate';
 
+export type { MqttConnect };
 export const DEFAULT_PUSH_TIMEOUT_MS = 10_000;
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** Statuses that count as success for a push. */
-export const OK_STATUSES: readonly HeadUpdateStatus[] = ['applied', 'duplicate', 'shadow'];
-
-export type PushTarget = { kind: 'device'; device: string } | { kind: 'group'; group: string } | { kind: 'all' };
-
-export type MqttConnect = (url: string, options: IClientOptions) => MqttClient;
+export type PushTarget = HeadScope;
 
 export interface PushOptions {
   /** Broker URL: mqtt://, mqtts://, ws://, wss://. */
@@ -59,7 +49,7 @@ export interface PushOptions {
   password?: string;
   /** PEM files for mqtts:// / wss://. */
   tls?: { ca?: string; cert?: string; key?: string };
-  /** Default: mqtt.connect (MQTT.js). */
+  /** Default: MQTT.js's connect (tests connect through in-memory streams). */
   connect?: MqttConnect;
   /** Default: Date.now. */
   now?: () => number;
@@ -103,26 +93,13 @@ export interface PushResult {
   elapsedMs: number;
 }
 
-/** Checks a device id or group name can be one topic level. */
-export function checkTopicLevel(value: string, what: string): void {
-  if (value.length === 0 || /[/#+]/.test(value) || value.includes('\u0000')) {
-    throw new EdgeheadError('BAD_ARGS', `${what} must be one topic level without "/", "#" or "+" (got ${JSON.stringify(value)})`);
-  }
-}
-
-export function pushTopic(prefix: string, target: PushTarget): string {
-  switch (target.kind) {
-    case 'device':
-      return deviceHeadTopic(prefix, target.device);
-    case 'group':
-      return groupHeadTopic(prefix, target.group);
-    case 'all':
-      return fleetHeadTopic(prefix);
-  }
+/** Checks a device id or group name is one the devices accept (protocol/patterns.ts). */
+export function checkId(value: string, what: string): void {
+  if (!ID_RE.test(value)) throw new EdgeheadError('BAD_ARGS', `${what} ${ID_RULE} (got ${JSON.stringify(value.slice(0, 80))})`);
 }
 
 /** Validates the payload as a device would (format, schema, checksum); throws BAD_HEAD. */
-export function validatePayload(payload: Uint8Array, maxBytes = DEFAULT_DECODE_LIMITS.maxBytes): HeadManifest {
+export function validatePayload(payload: Uint8Array, maxBytes = HEAD_MAX_BYTES): HeadManifest {
   try {
     return decodeHead(payload, { maxBytes }).manifest;
   } catch (e) {
@@ -133,11 +110,9 @@ export function validatePayload(payload: Uint8Array, maxBytes = DEFAULT_DECODE_L
 
 export async function pushHead(opts: PushOptions): Promise<PushResult> {
   const manifest = validatePayload(opts.payload, opts.maxBytes);
-  if (opts.prefix.length === 0 || /[#+]/.test(opts.prefix) || opts.prefix.startsWith('/') || opts.prefix.endsWith('/')) {
-    throw new EdgeheadError('BAD_ARGS', `the topic prefix must be non-empty, without "#" or "+" and without a leading or trailing "/" (got ${JSON.stringify(opts.prefix)})`);
-  }
-  if (opts.target.kind === 'device') checkTopicLevel(opts.target.device, 'the device id');
-  if (opts.target.kind === 'group') checkTopicLevel(opts.target.group, 'the group name');
+  if (!TOPIC_PREFIX_RE.test(opts.prefix)) throw new EdgeheadError('BAD_ARGS', `the topic prefix ${TOPIC_PREFIX_RULE} (got ${JSON.stringify(opts.prefix)})`);
+  if (opts.target.kind === 'device') checkId(opts.target.device, 'the device id');
+  if (opts.target.kind === 'group') checkId(opts.target.group, 'the group name');
   if (opts.waitAcks !== undefined && opts.target.kind === 'device') {
     throw new EdgeheadError('BAD_ARGS', 'waitAcks applies to a group or the fleet, not to a single device');
   }
@@ -148,9 +123,9 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS;
   const payloadSha256 = sha256Hex(opts.payload);
   const correlationId = correlationIdOf(payloadSha256);
-  const topic = pushTopic(opts.prefix, opts.target);
+  const topic = headSetTopic(opts.prefix, opts.target);
   const retained = opts.retain ?? opts.target.kind !== 'device';
-  const stateTopic = opts.target.kind === 'device' ? deviceHeadStateTopic(opts.prefix, opts.target.device) : deviceHeadStateTopic(opts.prefix, '+');
+  const stateTopic = opts.target.kind === 'device' ? deviceTopic(opts.prefix, opts.target.device, 'head/state') : everyDeviceTopic(opts.prefix, 'head/state');
   const named = opts.target.kind === 'device' ? opts.target.device : undefined;
   const expected = named !== undefined ? 1 : (opts.waitAcks ?? null);
 
@@ -162,28 +137,29 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
   let finish: (() => void) | undefined;
   const enough = () => (expected !== null && answers.size >= expected) || (named !== undefined && answers.has(named));
 
-  const onMessage = (t: string, payload: Buffer, packet: { retain?: boolean }) => {
-    const device = t.slice(opts.prefix.length + 1, -'/head/state'.length);
-    const state = parseState(payload);
-    const cid = state?.lastUpdate.correlationId;
-    if (state === undefined || cid !== correlationId || (named !== undefined && device !== named) || answers.has(device)) {
+  const onMessage = (t: string, payload: Buffer, retainedMsg: boolean) => {
+    const parsed = parseTopic(opts.prefix, t);
+    const device = parsed?.kind === 'head/state' ? parsed.device : undefined;
+    const state = parseJsonPayload(HeadStateMessageSchema, payload, 'head/state', STATE_MAX_BYTES);
+    if (device === undefined || !state.ok || state.value.lastUpdate.correlationId !== correlationId || (named !== undefined && device !== named) || answers.has(device)) {
       ignored++;
       return;
     }
-    if (packet.retain === true || publishedAt === undefined) {
+    const lastUpdate = state.value.lastUpdate;
+    if (retainedMsg || publishedAt === undefined) {
       // Published before we subscribed: not an answer to this push, but the device has seen these bytes before.
-      earlier.set(device, { device, status: String(state.lastUpdate.status), receivedAt: typeof state.lastUpdate.receivedAt === 'string' ? state.lastUpdate.receivedAt : null });
+      earlier.set(device, { device, status: lastUpdate.status, receivedAt: lastUpdate.receivedAt });
       ignored++;
       return;
     }
-    const status = state.lastUpdate.status;
+    const status = lastUpdate.status;
     const answer: DeviceAnswer = {
       device,
       status,
-      reason: typeof state.lastUpdate.reason === 'string' ? state.lastUpdate.reason : null,
+      reason: lastUpdate.reason ?? null,
       latencyMs: Math.max(0, now() - publishedAt),
-      deviceLatencyMs: typeof state.lastUpdate.latencyMs === 'number' ? state.lastUpdate.latencyMs : null,
-      ok: OK_STATUSES.includes(status),
+      deviceLatencyMs: lastUpdate.latencyMs ?? null,
+      ok: ACCEPTED_STATUSES.includes(status),
     };
     answers.set(device, answer);
     opts.onAnswer?.(answer);
@@ -202,17 +178,11 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
     finish?.();
   };
   try {
-    client.on('message', onMessage);
-    client.on('close', onClose);
-    await Promise.race([client.subscribeAsync(stateTopic, { qos: 1 }), lostSignal]);
+    client.onMessage(onMessage);
+    client.onDisconnect(onClose);
+    await Promise.race([client.subscribe([stateTopic]), lostSignal]);
     publishedAt = now();
-    try {
-      const body = Buffer.from(opts.payload.buffer, opts.payload.byteOffset, opts.payload.byteLength);
-      await Promise.race([client.publishAsync(topic, body, { qos: 1, retain: retained }), lostSignal]);
-    } catch (e) {
-      if (e instanceof EdgeheadError) throw e;
-      throw new EdgeheadError('MQTT', `publishing to ${topic} failed: ${(e as Error).message}`);
-    }
+    await Promise.race([client.publish(topic, opts.payload, { qos: 1, retain: retained }), lostSignal]);
     opts.onPublished?.({ topic, retained, correlationId });
     let timedOut = false;
     if (!enough() && !lost) {
@@ -253,115 +223,40 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
       elapsedMs,
     };
   } finally {
-    client.off('message', onMessage);
-    client.off('close', onClose);
-    await endClient(client);
+    onLost = undefined;
+    await client.stop(undefined, 2000);
   }
 }
 
-function parseState(payload: Buffer): HeadStateMessage | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return undefined;
+/** The connection settings: the schema's mqtt defaults with the operator's broker, credentials and TLS files. */
+export function pushSettings(opts: Pick<PushOptions, 'broker' | 'username' | 'password' | 'tls' | 'connectTimeoutMs'>): MqttSettings {
+  const d = defaultConfig().mqtt;
+  if (!MQTT_URL_RE.test(opts.broker)) throw new EdgeheadError('BAD_ARGS', `--broker ${MQTT_URL_RULE} (got ${JSON.stringify(opts.broker)})`);
+  const tls = opts.tls ?? {};
+  if ((tls.ca !== undefined || tls.cert !== undefined || tls.key !== undefined) && !TLS_URL_RE.test(opts.broker)) {
+    throw new EdgeheadError('BAD_ARGS', `--ca/--cert/--key need an mqtts:// or wss:// broker URL (got ${opts.broker})`);
   }
-  if (v === null || typeof v !== 'object') return undefined;
-  const lu = (v as { lastUpdate?: unknown }).lastUpdate;
-  if (lu === null || typeof lu !== 'object' || typeof (lu as { status?: unknown }).status !== 'string') return undefined;
-  return v as HeadStateMessage;
-}
-
-function readPem(file: string | undefined, flag: string): Buffer | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw new EdgeheadError('BAD_ARGS', `--${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-function clientOptions(opts: PushOptions): IClientOptions {
-  const options: IClientOptions = {
-    clientId: `edgehead-push-${Math.random().toString(16).slice(2, 10)}`,
-    clean: true,
-    reconnectPeriod: 0,
-    connectTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    protocolVersion: 4,
+  return {
+    ...d,
+    url: opts.broker,
+    cleanSession: true,
+    connectTimeoutMs: opts.connectTimeoutMs ?? d.connectTimeoutMs,
     username: opts.username,
     password: opts.password,
+    tls: { ...d.tls, ca: tls.ca, cert: tls.cert, key: tls.key },
   };
-  const tls = opts.tls ?? {};
-  if (tls.ca !== undefined || tls.cert !== undefined || tls.key !== undefined) {
-    if (!/^(mqtts|wss):/.test(opts.broker)) {
-      throw new EdgeheadError('BAD_ARGS', `--ca/--cert/--key need an mqtts:// or wss:// broker URL (got ${opts.broker})`);
-    }
-    Object.assign(options, { ca: readPem(tls.ca, 'ca'), cert: readPem(tls.cert, 'cert'), key: readPem(tls.key, 'key'), rejectUnauthorized: true });
-  }
-  return options;
 }
 
-/** One line an operator can act on. */
-export function describeConnectError(err: Error & { code?: string | number }, url: string): string {
-  const code = typeof err.code === 'string' ? err.code : '';
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ALTNAME|EPROTO/i.test(code) || /certificate|ssl|tls/i.test(err.message)) {
-    return `TLS error talking to ${url}: ${err.message} (check --ca / --cert / --key)`;
-  }
-  return `cannot connect: ${describeMqttError(err, url)}`;
-}
-
-async function connectClient(opts: PushOptions): Promise<MqttClient> {
-  if (!/^(mqtt|mqtts|ws|wss):\/\//.test(opts.broker)) {
-    throw new EdgeheadError('BAD_ARGS', `--broker must start with mqtt://, mqtts://, ws:// or wss:// (got ${JSON.stringify(opts.broker)})`);
-  }
-  const options = clientOptions(opts);
-  const connect = opts.connect ?? ((url, o) => mqtt.connect(url, o));
-  let client: MqttClient;
-  try {
-    client = connect(opts.broker, options);
-  } catch (e) {
-    throw new EdgeheadError('MQTT', describeConnectError(e as Error, opts.broker));
-  }
-  await new Promise<void>((resolve, reject) => {
-    let lastError: Error | undefined;
-    const cleanup = () => {
-      client.off('connect', onConnect);
-      client.off('error', onError);
-      client.off('close', onClose);
-    };
-    const onConnect = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (e: Error) => {
-      lastError = e;
-    };
-    const onClose = () => {
-      cleanup();
-      const why = lastError ?? new Error(`no answer within ${options.connectTimeout} ms`);
-      reject(new EdgeheadError('MQTT', describeConnectError(why, opts.broker)));
-    };
-    client.on('connect', onConnect);
-    client.on('error', onError);
-    client.on('close', onClose);
-  }).catch(async (e: unknown) => {
-    await endClient(client, true);
-    throw e;
+async function connectClient(opts: PushOptions): Promise<BrokerClient> {
+  const client = new MqttJsClient({
+    cfg: pushSettings(opts),
+    clientId: `edgehead-push-${Math.random().toString(16).slice(2, 10)}`,
+    reconnect: false,
+    settingName: (k) => `--${k}`,
+    connect: opts.connect,
   });
+  await client.open();
   return client;
-}
-
-async function endClient(client: MqttClient, force = false): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      client.end(true);
-      resolve();
-    }, 2000);
-    client.end(force, {}, () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

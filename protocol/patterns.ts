@@ -4,9 +4,13 @@
  */
 
 /** Device ids, group names and head ids: one MQTT topic level, safe in a file name. */
-export const ID_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+const ID_CHARS = 'A-Za-z0-9_.-';
+export const ID_MAX_LENGTH = 64;
+export const ID_PATTERN = `^[${ID_CHARS}]{1,${ID_MAX_LENGTH}}$`;
 export const ID_RE = new RegExp(ID_PATTERN);
-export const ID_RULE = 'must be 1 to 64 letters, digits, "_", "." or "-"';
+export const ID_RULE = `must be 1 to ${ID_MAX_LENGTH} letters, digits, "_", "." or "-"`;
+/** Every character an id may not hold (global: for String.replace, e.g. turning a host name into a device id). */
+export const ID_INVALID_CHARS_RE = new RegExp(`[^${ID_CHARS}]`, 'g');
 
 /** mqtt.topicPrefix: one or more topic levels, no wildcards, no leading, trailing or doubled "/". */
 export const TOPIC_PREFIX_PATTERN = '^(?!/)(?!.*/$)(?!.*//)[^#+\\u0000]+$';

@@ -1,164 +1,120 @@
 /**
- * Every MQTT topic and payload type of the agent, in one place (documented with examples in docs/mqtt.md).
- * All payloads are UTF-8 JSON except head/set (the binary head format, docs/head-format.md).
+ * Every MQTT topic: built AND parsed here, nowhere else. The device, the operator tools and the generated
+ * docs/mqtt.md read this file; payload schemas are in messages.ts, commands in commands.ts.
+ *
+ *   <prefix>/<device>/status | predictions | telemetry | cmd | cmd/reply | head/set | head/state
+ *   <prefix>/groups/<group>/head/set       a head for a group
+ *   <prefix>/all/head/set                  a head for the whole fleet
  */
-import type { Prediction } from '../agent/inference/dense-head';
 
-export interface Topics {
-  /** Retained availability: birth {status: "online", ...}; last will / shutdown {status: "offline"}. */
+/** Where a head is pushed to: one device, a group of devices, or the fleet. */
+export type HeadScope = { kind: 'device'; device: string } | { kind: 'group'; group: string } | { kind: 'all' };
+
+/** The per-device topic kinds (the last one or two levels after <prefix>/<device>/). */
+export const DEVICE_TOPIC_KINDS = ['status', 'predictions', 'telemetry', 'cmd', 'cmd/reply', 'head/set', 'head/state'] as const;
+export type DeviceTopicKind = (typeof DEVICE_TOPIC_KINDS)[number];
+
+/** The first level after the prefix that names a group or the fleet, not a device. */
+const GROUPS = 'groups';
+const FLEET = 'all';
+
+export type ParsedTopic = { kind: Exclude<DeviceTopicKind, 'head/set'>; device: string } | { kind: 'head/set'; scope: HeadScope };
+
+/** One device's topics: what it publishes and what it subscribes to. */
+export interface DeviceTopics {
   status: string;
   predictions: string;
   telemetry: string;
-  /** Requests {id, cmd, args}. */
   cmd: string;
-  /** Replies {id, ok, error?, data?}. */
   cmdReply: string;
-  /** Binary head for this device. */
-  headSet: string;
-  /** Retained head state. */
   headState: string;
-  /** Binary head for each group the device is in (retained by publishers). */
-  groupHeadSet: string[];
-  /** Binary head for the whole fleet (retained by publishers). */
-  allHeadSet: string;
+  /** Head topics this device listens to, highest precedence first: its own, its groups', the fleet's. */
+  headSet: string[];
 }
 
-export function deviceTopics(prefix: string, deviceId: string, groups: readonly string[] = []): Topics {
-  const d = `${prefix}/${deviceId}`;
+export function deviceTopic(prefix: string, device: string, kind: DeviceTopicKind): string {
+  return `${prefix}/${device}/${kind}`;
+}
+
+export function headSetTopic(prefix: string, scope: HeadScope): string {
+  switch (scope.kind) {
+    case 'device':
+      return deviceTopic(prefix, scope.device, 'head/set');
+    case 'group':
+      return `${prefix}/${GROUPS}/${scope.group}/head/set`;
+    case 'all':
+      return `${prefix}/${FLEET}/head/set`;
+  }
+}
+
+/** A subscription filter for one kind of topic of every device (e.g. all head/state topics). */
+export function everyDeviceTopic(prefix: string, kind: DeviceTopicKind): string {
+  return deviceTopic(prefix, '+', kind);
+}
+
+export function deviceTopics(prefix: string, device: string, groups: readonly string[] = []): DeviceTopics {
   return {
-    status: `${d}/status`,
-    predictions: `${d}/predictions`,
-    telemetry: `${d}/telemetry`,
-    cmd: `${d}/cmd`,
-    cmdReply: `${d}/cmd/reply`,
-    headSet: `${d}/head/set`,
-    headState: `${d}/head/state`,
-    groupHeadSet: groups.map((g) => groupHeadTopic(prefix, g)),
-    allHeadSet: fleetHeadTopic(prefix),
+    status: deviceTopic(prefix, device, 'status'),
+    predictions: deviceTopic(prefix, device, 'predictions'),
+    telemetry: deviceTopic(prefix, device, 'telemetry'),
+    cmd: deviceTopic(prefix, device, 'cmd'),
+    cmdReply: deviceTopic(prefix, device, 'cmd/reply'),
+    headState: deviceTopic(prefix, device, 'head/state'),
+    headSet: [
+      headSetTopic(prefix, { kind: 'device', device }),
+      ...groups.map((group) => headSetTopic(prefix, { kind: 'group', group })),
+      headSetTopic(prefix, { kind: 'all' }),
+    ],
   };
 }
 
-export const groupHeadTopic = (prefix: string, group: string): string => `${prefix}/groups/${group}/head/set`;
-export const fleetHeadTopic = (prefix: string): string => `${prefix}/all/head/set`;
-export const deviceHeadTopic = (prefix: string, deviceId: string): string => `${prefix}/${deviceId}/head/set`;
-export const deviceHeadStateTopic = (prefix: string, deviceId: string): string => `${prefix}/${deviceId}/head/state`;
-
-export interface BackendSummary {
-  name: string;
-  simd: boolean;
-  threads: number;
-  threadsNote?: string;
+/** What a topic under `prefix` is, or undefined for anything else (other prefixes, unknown kinds, wildcards). */
+export function parseTopic(prefix: string, topic: string): ParsedTopic | undefined {
+  if (!topic.startsWith(prefix + '/')) return undefined;
+  const levels = topic.slice(prefix.length + 1).split('/');
+  if (levels.some((l) => l === '' || l === '+' || l === '#')) return undefined;
+  const [first, ...rest] = levels as [string, ...string[]];
+  const kind = rest.join('/');
+  if (first === FLEET && kind === 'head/set') return { kind: 'head/set', scope: { kind: 'all' } };
+  if (first === GROUPS && rest.length === 3 && rest[1] === 'head' && rest[2] === 'set') {
+    return { kind: 'head/set', scope: { kind: 'group', group: rest[0]! } };
+  }
+  if (!(DEVICE_TOPIC_KINDS as readonly string[]).includes(kind)) return undefined;
+  if (kind === 'head/set') return { kind, scope: { kind: 'device', device: first } };
+  return { kind: kind as Exclude<DeviceTopicKind, 'head/set'>, device: first };
 }
 
-/** Retained on <prefix>/<device>/status while the agent is connected. */
-export interface BirthMessage {
-  status: 'online';
-  device: string;
-  groups: string[];
-  version: string;
-  startedAt: string;
-  extractor: { id: string; fingerprint: string };
-  head: { id: string; version: number; sha256: string };
-  backend: BackendSummary;
+/** The scope of a head/set topic, or undefined if `topic` is not one. */
+export function headScopeOf(prefix: string, topic: string): HeadScope | undefined {
+  const t = parseTopic(prefix, topic);
+  return t?.kind === 'head/set' ? t.scope : undefined;
 }
 
-/** The last will (reason "connection lost") and the graceful-shutdown message (reason "shutdown"). */
-export interface OfflineMessage {
-  status: 'offline';
-  device: string;
-  reason: 'connection lost' | 'shutdown';
-  at?: string;
+/** Precedence of a head's scope: a head for the device beats a group head beats a fleet head. */
+export function scopeRank(scope: HeadScope | undefined): number {
+  if (!scope) return 0;
+  return scope.kind === 'device' ? 3 : scope.kind === 'group' ? 2 : 1;
 }
 
-export interface PredictionMessage {
-  ts: string;
-  /** Increments once per agent start (persisted): with frameId it orders predictions across restarts. */
-  run: number;
-  /** Monotonic within a run, from 1. */
-  frameId: number;
-  source: string;
-  top: Prediction[];
-  head: { id: string; version: number };
-  extractor: string;
-  /** Milliseconds per stage. */
-  ms: { capture: number; decode: number; resize: number; extract: number; head: number };
-  /** Set when this is not a scheduled frame: "capture" (command) or "head-swap" (re-prediction with a new head). */
-  reason?: 'capture' | 'head-swap';
+/** Topic levels with a meaning after the prefix: a device id may not be one of them (it would be ambiguous). */
+export const RESERVED_FIRST_LEVELS: readonly string[] = [GROUPS, FLEET];
+
+/** One row of the topic table in docs/mqtt.md (generated from here by protocol/docs.ts). */
+export interface TopicDoc {
+  topic: string;
+  direction: 'device ->' | '-> device';
+  qos: string;
+  payload: string;
 }
 
-export interface Percentiles {
-  p50: number;
-  p95: number;
-}
-
-export interface TelemetryMessage {
-  ts: string;
-  device: string;
-  uptimeSec: number;
-  frames: { ok: number; skipped: number; failed: number; published: number; suppressed: number };
-  latencyMs: Record<'capture' | 'decode' | 'resize' | 'extract' | 'head' | 'total', Percentiles | null>;
-  rssMB: number;
-  heapMB: number;
-  tensors: number;
-  cpuTempC: number | null;
-  loadAvg: [number, number, number];
-  diskFreeMB: number | null;
-  mqtt: { connected: boolean; reconnects: number };
-  offlineQueue: { depth: number; bytes: number; dropped: number };
-  backend: BackendSummary;
-}
-
-export interface CommandRequest {
-  id: string;
-  cmd: string;
-  args?: Record<string, unknown>;
-}
-
-export interface CommandReply {
-  id: string | null;
-  cmd?: string;
-  ok: boolean;
-  error?: string;
-  data?: unknown;
-}
-
-/** A head as head/state describes it. */
-export interface HeadRef {
-  id: string;
-  version: number;
-  sha256: string;
-  appliedAt: string;
-}
-
-export type HeadUpdateStatus = 'applied' | 'rejected' | 'duplicate' | 'shadow' | 'promoted' | 'discarded' | 'rolled-back';
-
-/**
- * Retained on <prefix>/<device>/head/state after every head event.
- * correlationId = the first 16 hex digits of sha256(payload bytes as received): a publisher computes it from the
- * file it sent and waits for a state whose lastUpdate carries it (edgehead head push does).
- */
-export interface HeadStateMessage {
-  device: string;
-  active: HeadRef;
-  previous: HeadRef | null;
-  lastUpdate: {
-    status: HeadUpdateStatus;
-    reason?: string;
-    correlationId: string | null;
-    /** The topic the payload came on, or "cmd" for command-driven changes. */
-    via: string;
-    head?: { id: string; version: number } | null;
-    receivedAt: string;
-    /** Receipt to applied (or rejected), ms. */
-    latencyMs?: number;
-  };
-  shadow: null | {
-    candidate: { id: string; version: number; sha256: string };
-    frames: number;
-    seen: number;
-    agreement: number | null;
-    autoPromoteAgreement?: number;
-  };
-}
-
-export const correlationIdOf = (sha256Hex: string): string => sha256Hex.slice(0, 16);
+export const TOPIC_DOCS: readonly TopicDoc[] = [
+  { topic: '<prefix>/<device>/status', direction: 'device ->', qos: '1, retained', payload: 'birth (`online`) / last will and shutdown (`offline`)' },
+  { topic: '<prefix>/<device>/predictions', direction: 'device ->', qos: '`predictions.qos` (1)', payload: 'one prediction per published frame' },
+  { topic: '<prefix>/<device>/telemetry', direction: 'device ->', qos: '0', payload: 'every `telemetry.intervalSec` (60)' },
+  { topic: '<prefix>/<device>/cmd', direction: '-> device', qos: '1', payload: '`{id, cmd, args}`' },
+  { topic: '<prefix>/<device>/cmd/reply', direction: 'device ->', qos: '1', payload: '`{id, ok, error?, data?}`' },
+  { topic: '<prefix>/<device>/head/set', direction: '-> device', qos: '1', payload: 'binary head (hot-swap)' },
+  { topic: `<prefix>/${GROUPS}/<group>/head/set`, direction: '-> device', qos: '1, retained', payload: 'binary head for a group' },
+  { topic: `<prefix>/${FLEET}/head/set`, direction: '-> device', qos: '1, retained', payload: 'binary head for the fleet' },
+  { topic: '<prefix>/<device>/head/state', direction: 'device ->', qos: '1, retained', payload: 'active / previous head and the last update' },
+];

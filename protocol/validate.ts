@@ -17,18 +17,26 @@ function pathOf(root: string, pointer: string): string {
 
 function got(v: unknown): string {
   if (v === undefined) return 'nothing';
+  if (typeof v === 'number') return String(v);
   const text = JSON.stringify(v) ?? String(v);
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
+const lengthOf = (v: unknown): number => (typeof v === 'string' || Array.isArray(v) ? v.length : 0);
+const ARTICLE: Record<string, string> = { integer: 'an integer', array: 'an array', object: 'an object', tuple: 'an array', null: 'null' };
+const kindOf = (s: Record<string, unknown>): string => ('const' in s ? JSON.stringify(s.const) : ARTICLE[String(s.type)] ?? `a ${String(s.type)}`);
+
+/**
+ * One line for one error. A schema node may carry `errorMessage` (how any failure of that value is described, e.g.
+ * "must be an integer >= 1") or `patternMessage` (how a failed `pattern` is described); otherwise a generic line.
+ */
 function describe(e: ValueError, root: string): string {
   const where = pathOf(root, e.path);
   const s = e.schema as Record<string, unknown>;
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return `${where}: required`;
+  if (e.type === ValueErrorType.ObjectAdditionalProperties) return `${where}: unknown key`;
+  if (typeof s.errorMessage === 'string') return `${where}: ${s.errorMessage} (got ${got(e.value)})`;
   switch (e.type) {
-    case ValueErrorType.ObjectRequiredProperty:
-      return `${where}: required`;
-    case ValueErrorType.ObjectAdditionalProperties:
-      return `${where}: unknown key`;
     case ValueErrorType.IntegerMinimum:
     case ValueErrorType.NumberMinimum:
       return `${where}: must be >= ${s.minimum} (got ${got(e.value)})`;
@@ -38,11 +46,24 @@ function describe(e: ValueError, root: string): string {
     case ValueErrorType.StringPattern:
       return `${where}: ${typeof s.patternMessage === 'string' ? s.patternMessage : `must match /${s.pattern}/`} (got ${got(e.value)})`;
     case ValueErrorType.StringMaxLength:
-      return `${where}: must be at most ${s.maxLength} characters long`;
+      return `${where}: must be at most ${s.maxLength} characters long (got ${lengthOf(e.value)})`;
     case ValueErrorType.StringMinLength:
-      return `${where}: must not be empty`;
-    default:
-      return `${where}: ${e.message.replace(/^Expected /, 'must be ').replace(/^./, (c) => c.toLowerCase())} (got ${got(e.value)})`;
+      return s.minLength === 1 ? `${where}: must not be empty` : `${where}: must be at least ${s.minLength} characters long (got ${lengthOf(e.value)})`;
+    case ValueErrorType.ArrayMinItems:
+      return `${where}: must have at least ${s.minItems} items (got ${lengthOf(e.value)})`;
+    case ValueErrorType.ArrayMaxItems:
+      return `${where}: must have at most ${s.maxItems} items (got ${lengthOf(e.value)})`;
+    case ValueErrorType.TupleLength:
+      return `${where}: must have exactly ${s.maxItems} items (got ${lengthOf(e.value)})`;
+    case ValueErrorType.Literal:
+      return `${where}: must be ${JSON.stringify(s.const)} (got ${got(e.value)})`;
+    case ValueErrorType.Union:
+      return `${where}: must be one of ${(s.anyOf as Record<string, unknown>[]).map(kindOf).join(', ')} (got ${got(e.value)})`;
+    default: {
+      const kind = /^Expected (\w+)$/.exec(e.message)?.[1];
+      const what = kind === undefined ? e.message.replace(/^Expected /, '').replace(/^./, (c) => c.toLowerCase()) : (ARTICLE[kind] ?? `a ${kind}`);
+      return `${where}: must be ${what} (got ${got(e.value)})`;
+    }
   }
 }
 
@@ -50,7 +71,11 @@ function describe(e: ValueError, root: string): string {
 export function schemaErrors(schema: TSchema, value: unknown, root: string, max = 10): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
+  const missing: string[] = [];
   for (const e of Value.Errors(schema, value)) {
+    // A missing key is reported as "required" first, then checked as undefined: "required" alone says it.
+    if (missing.some((p) => e.path === p || e.path.startsWith(`${p}/`))) continue;
+    if (e.type === ValueErrorType.ObjectRequiredProperty) missing.push(e.path);
     // A union reports its own failure and each branch's: the union line alone says it.
     const line = describe(e, root);
     if (seen.has(line)) continue;

@@ -1,48 +1,25 @@
 /**
- * Commands over MQTT: requests {id, cmd, args} on <prefix>/<device>/cmd, replies {id, ok, error?, data?} on
- * <prefix>/<device>/cmd/reply with the same id. Malformed or unknown commands get an error reply (when an id can
- * be found) and never throw.
+ * Runs device commands: parses a cmd payload against the protocol's command table (protocol/commands.ts) and calls
+ * the handler for that command with its checked arguments. Always resolves to a reply; never throws.
  */
 import { describeError } from '../../base/errors';
-import type { CommandReply, CommandRequest } from '../../protocol/topics';
+import { type CommandArgs, type CommandName, type CommandReply, parseCommand } from '../../protocol/commands';
 
-export type CommandHandler = (args: Record<string, unknown>) => Promise<unknown>;
+/** One handler per command of the protocol: adding a command to the table without a handler does not compile. */
+export type CommandHandlers = { [N in CommandName]: (args: CommandArgs<N>) => Promise<unknown> };
 
 export class CommandRouter {
-  private readonly handlers = new Map<string, CommandHandler>();
+  constructor(private readonly handlers: CommandHandlers) {}
 
-  register(name: string, handler: CommandHandler): void {
-    this.handlers.set(name, handler);
-  }
-
-  get names(): string[] {
-    return [...this.handlers.keys()].sort();
-  }
-
-  /** Parses and runs one request payload; always resolves to a reply. */
-  async handle(payload: Buffer | string): Promise<CommandReply> {
-    let req: Partial<CommandRequest>;
+  async handle(payload: Uint8Array | string): Promise<CommandReply> {
+    const parsed = parseCommand(payload);
+    if (!parsed.ok) return parsed.reply;
+    const { id, cmd, args } = parsed.command;
     try {
-      req = JSON.parse(payload.toString()) as Partial<CommandRequest>;
-    } catch {
-      return { id: null, ok: false, error: 'malformed command: not JSON (expected {"id": "...", "cmd": "...", "args": {...}})' };
-    }
-    if (req === null || typeof req !== 'object' || Array.isArray(req)) {
-      return { id: null, ok: false, error: 'malformed command: expected a JSON object {"id", "cmd", "args"}' };
-    }
-    const id = typeof req.id === 'string' || typeof req.id === 'number' ? String(req.id) : null;
-    if (id === null) return { id: null, ok: false, error: 'malformed command: "id" (string) is required' };
-    if (typeof req.cmd !== 'string') return { id, ok: false, error: 'malformed command: "cmd" (string) is required' };
-    const handler = this.handlers.get(req.cmd);
-    if (!handler) return { id, cmd: req.cmd, ok: false, error: `unknown command "${req.cmd}" (known: ${this.names.join(', ')})` };
-    if (req.args !== undefined && (req.args === null || typeof req.args !== 'object' || Array.isArray(req.args))) {
-      return { id, cmd: req.cmd, ok: false, error: 'malformed command: "args" must be an object' };
-    }
-    try {
-      const data = await handler((req.args ?? {}) as Record<string, unknown>);
-      return { id, cmd: req.cmd, ok: true, ...(data === undefined ? {} : { data }) };
+      const data = await (this.handlers[cmd] as (a: typeof args) => Promise<unknown>)(args);
+      return { id, cmd, ok: true, ...(data === undefined ? {} : { data }) };
     } catch (e) {
-      return { id, cmd: req.cmd, ok: false, error: describeError(e) };
+      return { id, cmd, ok: false, error: describeError(e) };
     }
   }
 }

@@ -42,8 +42,6 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   },
 ];
 
-export const DEFAULT_EXTRACTOR_ID = 'mobilenet_v2_140';
-
 export function catalogueEntry(id: string): CatalogueEntry | undefined {
   return CATALOGUE.find((e) => e.id === id);
 }

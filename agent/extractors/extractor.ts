@@ -52,11 +52,28 @@ export function paramCountOf(folder: ModelFolder): number {
 
 export type PartialInfo = Omit<ExtractorInfo, 'featureDim' | 'inputSize'> & { inputSize?: [number, number] };
 
+/** Input size of a model whose input shape leaves height and width dynamic (TF Hub models often do). */
+export const DEFAULT_INPUT_SIZE: readonly [number, number] = [224, 224];
+
+/** [n, h, w, c] with known h and w -> [h, w]; undefined when they are dynamic (-1 or null). */
+export function staticInputSize(shape: readonly (number | null)[] | undefined): [number, number] | undefined {
+  if (!shape || shape.length !== 4) return undefined;
+  const [, h, w] = shape;
+  return h && w && h > 0 && w > 0 ? [h, w] : undefined;
+}
+
 /**
  * Wraps a model's forward function as an Extractor: flattens the output to [n, d] and runs one warm-up batch of
- * zeros, which compiles the kernels once and tells us the feature dimension.
+ * zeros, which compiles the kernels once and tells us the feature dimension. The input size is info.inputSize, else
+ * the model's static input shape [n, h, w, c], else DEFAULT_INPUT_SIZE.
  */
-export function makeExtractor(info: PartialInfo, inputSize: [number, number], forward: (x: tf.Tensor4D) => tf.Tensor, dispose: () => void): Extractor {
+export function makeExtractor(
+  info: PartialInfo,
+  inputShape: readonly (number | null)[] | undefined,
+  forward: (x: tf.Tensor4D) => tf.Tensor,
+  dispose: () => void,
+): Extractor {
+  const inputSize = info.inputSize ?? staticInputSize(inputShape) ?? [...DEFAULT_INPUT_SIZE];
   const extract = (input: tf.Tensor4D): tf.Tensor2D => tf.tidy(() => tf.reshape(forward(input), [input.shape[0], -1]) as tf.Tensor2D);
   const featureDim = tf.tidy(() => extract(tf.zeros([1, inputSize[0], inputSize[1], 3])).shape[1]);
   return { info: { ...info, inputSize, featureDim }, extract, dispose };

@@ -34,9 +34,8 @@ export function loadFusedGraphExtractor(folder: ModelFolder, info: PartialInfo):
       (n) => n.name === model.input,
     );
     const dims = placeholder?.attr?.shape?.shape?.dim?.map((d) => Number(d.size ?? -1));
-    const inputSize = info.inputSize ?? staticInputSize(dims) ?? [224, 224];
     const executor = { kind: 'fused-graph' as const, retention: model.retention };
-    return makeExtractor({ ...info, executor }, inputSize, (x) => model.predict(x), () => model.dispose());
+    return makeExtractor({ ...info, executor }, dims, (x) => model.predict(x), () => model.dispose());
   } catch (e) {
     model.dispose();
     throw e;
@@ -51,15 +50,7 @@ export async function loadStockGraphExtractor(folder: ModelFolder, info: Partial
   } catch (e) {
     throw new EdgeheadError('BAD_MODEL', `cannot load graph model from ${info.source}: ${(e as Error).message}`);
   }
-  const inputSize = info.inputSize ?? staticInputSize(model.inputs[0]?.shape) ?? [224, 224];
   const { outputNode } = info;
   const forward = (x: tf.Tensor4D) => (outputNode ? model.execute(x, outputNode) : model.execute(x)) as tf.Tensor;
-  return makeExtractor({ ...info, executor: { kind: 'tfjs-converter' } }, inputSize, forward, () => model.dispose());
-}
-
-/** [n, h, w, c] with known h and w; TF Hub models often leave them dynamic (-1). */
-export function staticInputSize(shape: (number | null)[] | undefined): [number, number] | undefined {
-  if (!shape || shape.length !== 4) return undefined;
-  const [, h, w] = shape;
-  return h && w && h > 0 && w > 0 ? [h, w] : undefined;
+  return makeExtractor({ ...info, executor: { kind: 'tfjs-converter' } }, model.inputs[0]?.shape, forward, () => model.dispose());
 }

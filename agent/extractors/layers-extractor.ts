@@ -9,7 +9,6 @@ import { EdgeheadError } from '../../base/errors';
 import { createLogger } from '../../base/log';
 import { type Extractor, fusedOrStock, makeExtractor, type PartialInfo } from './extractor';
 import { buildFusedLayersModel } from './fused-layers';
-import { staticInputSize } from './graph-extractor';
 import { KerasUnsupported } from './keras-graph';
 import { type ModelFolder, toArtifacts } from './model-files';
 
@@ -32,9 +31,8 @@ export async function loadLayersExtractor(folder: ModelFolder, info: PartialInfo
 export function loadFusedLayersExtractor(folder: ModelFolder, info: PartialInfo): Extractor {
   const model = buildFusedLayersModel(folder);
   try {
-    const inputSize = info.inputSize ?? staticInputSize([null, ...model.inputShape]) ?? [224, 224];
     const executor = { kind: 'fused-layers' as const, retention: model.retention };
-    return makeExtractor({ ...info, executor }, inputSize, (x) => model.predict(x), () => model.dispose());
+    return makeExtractor({ ...info, executor }, [null, ...model.inputShape], (x) => model.predict(x), () => model.dispose());
   } catch (e) {
     model.dispose();
     throw e;
@@ -49,6 +47,5 @@ export async function loadStockLayersExtractor(folder: ModelFolder, info: Partia
   } catch (e) {
     throw new EdgeheadError('BAD_MODEL', `cannot load layers model from ${info.source}: ${(e as Error).message}`);
   }
-  const inputSize = info.inputSize ?? staticInputSize(model.inputs[0]?.shape) ?? [224, 224];
-  return makeExtractor({ ...info, executor: { kind: 'tfjs-layers' } }, inputSize, (x) => model.predict(x) as tf.Tensor, () => model.dispose());
+  return makeExtractor({ ...info, executor: { kind: 'tfjs-layers' } }, model.inputs[0]?.shape, (x) => model.predict(x) as tf.Tensor, () => model.dispose());
 }

@@ -5,6 +5,8 @@
 import * as path from 'node:path';
 import { EdgeheadError } from '../../base/errors';
 import { resourcePath } from '../../base/paths';
+import { defaultConfig } from '../../config/defaults';
+import { DEFAULT_VALUE_RANGE, EXTRACTOR_REF_RULE, extractorRefKind } from '../../config/extractor-ref';
 import { CATALOGUE, catalogueEntry } from './catalogue';
 import { type Extractor, type ExtractorInfo, fingerprintOf, paramCountOf } from './extractor';
 import { loadGraphExtractor } from './graph-extractor';
@@ -13,7 +15,7 @@ import { type ModelFolder, readModelFolder } from './model-files';
 import { type DownloadOptions, fetchModel } from './remote';
 
 export interface ExtractorSpec {
-  /** A catalogue id, a model folder path, or an http(s) URL of a TF.js model. */
+  /** A catalogue id, a model folder path, or an http(s) URL of a TF.js model (config/extractor-ref.ts). */
   ref: string;
   /** Graph models: the node whose output is the feature vector (default: the model's output). */
   outputNode?: string;
@@ -23,23 +25,23 @@ export interface ExtractorSpec {
   /** Run edgehead's executors (layers: BatchNorm folded, activations fused; graph: the converter's fused ops from a
    * plan made at load); false = tfjs-layers / tfjs-converter as shipped ("stock"). */
   fused?: boolean;
+  /** Where URL models are cached (in <cacheDir>/models); default: the default stateDir. */
   cacheDir?: string;
+  /** Timeout of each download request; default: extractor.downloadTimeoutMs's default. */
   timeoutMs?: number;
   onProgress?: DownloadOptions['onProgress'];
 }
 
-export type SpecKind = 'catalogue' | 'url' | 'path';
-
-export function specKind(ref: string): SpecKind {
-  if (/^https?:\/\//i.test(ref)) return 'url';
-  if (catalogueEntry(ref)) return 'catalogue';
-  return 'path';
-}
-
 export async function loadExtractor(spec: ExtractorSpec): Promise<Extractor> {
-  const kind = specKind(spec.ref);
+  const kind = extractorRefKind(spec.ref);
   if (kind === 'catalogue') {
-    const entry = catalogueEntry(spec.ref)!;
+    const entry = catalogueEntry(spec.ref);
+    if (!entry) {
+      const ids = CATALOGUE.map((e) => e.id).join(', ');
+      throw new EdgeheadError('MODEL_NOT_FOUND', `unknown extractor "${spec.ref}" (catalogue: ${ids})`, {
+        hint: `give ${EXTRACTOR_REF_RULE}; a folder in the current directory is written ./${spec.ref}`,
+      });
+    }
     const dir = resourcePath('models', entry.id);
     let folder: ModelFolder;
     try {
@@ -62,28 +64,20 @@ export async function loadExtractor(spec: ExtractorSpec): Promise<Extractor> {
   }
   let dir: string;
   if (kind === 'url') {
+    const defaults = defaultConfig();
     dir = await fetchModel(spec.ref, {
-      cacheDir: spec.cacheDir ?? path.join(process.cwd(), '.cache'),
-      timeoutMs: spec.timeoutMs ?? 60_000,
+      cacheDir: spec.cacheDir ?? path.resolve(defaults.stateDir),
+      timeoutMs: spec.timeoutMs ?? defaults.extractor.downloadTimeoutMs,
       onProgress: spec.onProgress,
     });
   } else {
     dir = path.resolve(spec.ref);
-    if (!/[\\/]/.test(spec.ref) && !spec.ref.startsWith('.')) {
-      // Looks like an id, not a path: say which ids exist if the folder is missing too.
-      const ids = CATALOGUE.map((e) => e.id).join(', ');
-      try {
-        readModelFolder(dir);
-      } catch {
-        throw new EdgeheadError('MODEL_NOT_FOUND', `unknown extractor "${spec.ref}" (catalogue: ${ids}; or give a folder path or an http(s) URL)`);
-      }
-    }
   }
   const folder = readModelFolder(dir);
   const format = folder.json.format === 'graph-model' ? 'graph' : 'layers';
   return build(
     folder,
-    { id: path.basename(dir), source: spec.ref, format, valueRange: spec.valueRange ?? [0, 1], inputSize: spec.inputSize, outputNode: spec.outputNode },
+    { id: path.basename(dir), source: spec.ref, format, valueRange: spec.valueRange ?? [...DEFAULT_VALUE_RANGE], inputSize: spec.inputSize, outputNode: spec.outputNode },
     spec.fused,
   );
 }

@@ -5,29 +5,69 @@
  * runs beside the active head for N frames; promote/discard, or automatic promotion above an agreement rate).
  * Payloads are processed one at a time, in arrival order.
  */
-import type { Config } from '../../config/schema';
-import type { ExtractorInfo } from '../extractors/extractor';
-import { DenseHead } from '../inference/dense-head';
-import type { HeadFile } from '../../protocol/head/format';
-import { correlationIdOf, type HeadRef, type HeadStateMessage, type HeadUpdateStatus } from '../../protocol/topics';
 import { EdgeheadError } from '../../base/errors';
 import { sha256Hex } from '../../base/hash';
 import { createLogger } from '../../base/log';
+import type { Config } from '../../config/schema';
+import type { HeadFile } from '../../protocol/head/format';
+import { correlationIdOf, type HeadRef, type HeadStateMessage, type HeadUpdate, type HeadUpdateStatus } from '../../protocol/messages';
+import { headScopeOf, scopeRank } from '../../protocol/topics';
+import type { EventBus } from '../events';
+import type { ExtractorInfo } from '../extractors/extractor';
+import { DenseHead } from '../inference/dense-head';
 import { type HeadStore, type StoredHead } from './head-store';
 import { validatePayload } from './validate';
 
 const log = createLogger('heads');
 
-/** What the manager needs from the agent. */
-export interface HeadHost {
+/** What the manager needs from the classifier: nothing more. */
+export interface HeadPort {
+  /** Features of the last classified frame (warm-up and shadow comparisons), if any. */
   lastFeatures(): Float32Array | undefined;
-  /** Installs `head` for the next frame and disposes the previous one once no frame in flight uses it. */
-  swap(head: DenseHead): void;
   /** Top-1 label of `head` for these features. */
   top1(head: DenseHead, features: Float32Array): string;
-  publishState(state: HeadStateMessage): Promise<void>;
-  /** Publishes a prediction of the last frame with the (new) active head, reason "head-swap". */
-  repredictLastFrame(): Promise<void>;
+  /** Installs `head` for the next frame; the port disposes the replaced head once no frame in flight uses it. */
+  install(head: DenseHead): void;
+}
+
+export interface HeadManagerDeps {
+  store: HeadStore;
+  cfg: Config['head'];
+  extractor: Pick<ExtractorInfo, 'id' | 'fingerprint' | 'featureDim'>;
+  publicKeys: string[];
+  deviceId: string;
+  /** The heads to start with (startingHeads()). */
+  initial: StartingHeads;
+  /** mqtt.topicPrefix: to tell a head's scope (device, group, fleet) from the topic it came on. */
+  topicPrefix: string;
+  classifier: HeadPort;
+  /** headState after every head event, headChanged when another head became active. */
+  events: EventBus;
+}
+
+export interface StartingHeads {
+  active: StoredHead;
+  previous?: StoredHead;
+}
+
+/**
+ * The heads to start with: the persisted active one (or the previous one, if a crash left no active), else
+ * `fallback` (head.file or the demo head). A shadow run does not survive a restart: its candidate is removed.
+ */
+export function startingHeads(store: HeadStore, fallback: { bytes: Uint8Array; head: HeadFile }): StartingHeads {
+  const active = store.read('active');
+  const previous = store.read('previous');
+  store.removeCandidate();
+  if (active) {
+    log.info('persisted head loaded', { id: active.head.manifest.id, version: active.head.manifest.version });
+    return { active, ...(previous ? { previous } : {}) };
+  }
+  if (previous) {
+    // A crash between "active -> previous" and "incoming -> active": the previous head is the last good one.
+    log.warn('no valid active head on disk; starting from the previous one', { id: previous.head.manifest.id, version: previous.head.manifest.version });
+    return { active: previous };
+  }
+  return { active: { ...fallback, appliedAt: new Date().toISOString() } };
 }
 
 interface Shadow {
@@ -41,51 +81,30 @@ interface Shadow {
   via: string;
 }
 
-/** Precedence of the topic a head came on: a head for this device beats a group head beats a fleet head. */
-export function scopeRank(topic: string | undefined): number {
-  if (!topic) return 0;
-  if (/\/all\/head\/set$/.test(topic)) return 1;
-  if (/\/groups\/[^/]+\/head\/set$/.test(topic)) return 2;
-  return topic.endsWith('/head/set') ? 3 : 0;
-}
-
 export class HeadManager {
-  private active!: StoredHead;
+  private active: StoredHead;
   private previous: StoredHead | undefined;
   private shadow: Shadow | undefined;
   private armedShadow: { frames: number; autoPromoteAgreement?: number } | undefined;
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    private readonly store: HeadStore,
-    private readonly cfg: Config['head'],
-    private readonly extractor: Pick<ExtractorInfo, 'id' | 'fingerprint' | 'featureDim'>,
-    private readonly publicKeys: string[],
-    private readonly deviceId: string,
-    private host?: HeadHost,
-  ) {}
+  private readonly store: HeadStore;
+  private readonly cfg: Config['head'];
+  private readonly classifier: HeadPort;
+  private readonly events: EventBus;
 
-  attach(host: HeadHost): void {
-    this.host = host;
+  constructor(private readonly deps: HeadManagerDeps) {
+    this.store = deps.store;
+    this.cfg = deps.cfg;
+    this.classifier = deps.classifier;
+    this.events = deps.events;
+    this.active = deps.initial.active;
+    this.previous = deps.initial.previous;
   }
 
-  /** The head to start with: the persisted active one (or previous, if a crash left no active), else `fallback`. */
-  initial(fallback: { bytes: Uint8Array; head: HeadFile }): HeadFile {
-    const active = this.store.read('active');
-    const previous = this.store.read('previous');
-    if (active) {
-      this.active = active;
-      this.previous = previous;
-    } else if (previous) {
-      // A crash between "active -> previous" and "incoming -> active": the previous head is the last good one.
-      log.warn('no valid active head on disk; starting from the previous one');
-      this.active = previous;
-    } else {
-      this.active = { ...fallback, appliedAt: new Date().toISOString() };
-    }
-    if (active || previous) log.info('persisted head loaded', { id: this.active.head.manifest.id, version: this.active.head.manifest.version });
-    this.store.removeCandidate(); // a shadow run does not survive a restart
-    return this.active.head;
+  /** Precedence of the topic a head came on (device > group > fleet); 0 for the initial head. */
+  private rank(topic: string | undefined): number {
+    return topic === undefined ? 0 : scopeRank(headScopeOf(this.deps.topicPrefix, topic));
   }
 
   get activeManifest() {
@@ -114,7 +133,7 @@ export class HeadManager {
       return;
     }
     this.store.updateState((s) => ({ ...s, processed: { ...s.processed, [topic]: sha } }));
-    const update = (status: HeadUpdateStatus, head: HeadFile | undefined, reason?: string) => ({
+    const update = (status: HeadUpdateStatus, head: HeadFile | undefined, reason?: string): HeadUpdate => ({
       status,
       ...(reason ? { reason } : {}),
       correlationId,
@@ -125,8 +144,8 @@ export class HeadManager {
     });
     const verdict = validatePayload(bytes, {
       maxBytes: this.cfg.maxBytes,
-      extractor: this.extractor,
-      publicKeys: this.publicKeys,
+      extractor: this.deps.extractor,
+      publicKeys: this.deps.publicKeys,
       active: this.active.head.manifest,
       testVectorTolerance: this.cfg.testVectorTolerance,
     });
@@ -141,7 +160,7 @@ export class HeadManager {
       return;
     }
     const activeVia = state.via?.active;
-    if (verdict.file.manifest.id !== this.active.head.manifest.id && scopeRank(topic) < scopeRank(activeVia)) {
+    if (verdict.file.manifest.id !== this.active.head.manifest.id && this.rank(topic) < this.rank(activeVia)) {
       verdict.head.dispose();
       const reason = `lower precedence: the active head ${this.active.head.manifest.id} came on ${activeVia}; a head on ${topic} does not replace it (push to the device topic, or roll back first)`;
       log.warn('head not applied', { topic, correlationId, reason });
@@ -161,7 +180,7 @@ export class HeadManager {
     await this.apply({ bytes, head: verdict.file, appliedAt: '' }, verdict.head, topic);
     log.info('head applied', { id: verdict.file.manifest.id, version: verdict.file.manifest.version, correlationId, ms: update('applied', undefined).latencyMs });
     await this.publish(update('applied', verdict.file));
-    await this.host!.repredictLastFrame();
+    await this.events.emit('headChanged', { active: verdict.file.manifest, how: 'applied' });
   }
 
   /** Persist, warm up, swap, dispose. */
@@ -169,15 +188,15 @@ export class HeadManager {
     const appliedAt = new Date().toISOString();
     try {
       await this.store.activate(next.bytes, this.active, appliedAt, via);
-      const features = this.host!.lastFeatures();
-      if (features) this.host!.top1(head, features); // warm-up on the last frame's features
+      const features = this.classifier.lastFeatures();
+      if (features) this.classifier.top1(head, features); // warm-up on the last frame's features
     } catch (e) {
       head.dispose();
       throw e;
     }
     this.previous = this.active;
     this.active = { ...next, appliedAt };
-    this.host!.swap(head);
+    this.classifier.install(head);
   }
 
   rollback(): Promise<HeadRef> {
@@ -191,9 +210,9 @@ export class HeadManager {
       const old = this.active;
       this.active = { ...prev, appliedAt: now };
       this.previous = old;
-      this.host!.swap(head);
+      this.classifier.install(head);
       await this.publish({ status: 'rolled-back', correlationId: null, via: 'cmd', head: { id: prev.head.manifest.id, version: prev.head.manifest.version }, receivedAt: now });
-      await this.host!.repredictLastFrame();
+      await this.events.emit('headChanged', { active: prev.head.manifest, how: 'rolled-back' });
       return this.ref(this.active);
     });
   }
@@ -211,7 +230,7 @@ export class HeadManager {
     const s = this.shadow;
     if (!s || s.seen >= s.frames) return;
     s.seen++;
-    if (this.host!.top1(s.head, features) === activeTop1) s.agree++;
+    if (this.classifier.top1(s.head, features) === activeTop1) s.agree++;
     if (s.seen === s.frames) {
       const agreement = s.agree / s.seen;
       log.info('shadow run complete', { agreement, frames: s.frames });
@@ -228,7 +247,7 @@ export class HeadManager {
       await this.apply(s.stored, s.head, s.via);
       this.store.removeCandidate();
       await this.publish({ status: 'promoted', reason, correlationId: correlationIdOf(sha256Hex(s.stored.bytes)), via: 'cmd', head: this.headId(s.stored), receivedAt: new Date().toISOString() });
-      await this.host!.repredictLastFrame();
+      await this.events.emit('headChanged', { active: s.stored.head.manifest, how: 'promoted' });
       return this.ref(this.active);
     });
   }
@@ -261,7 +280,7 @@ export class HeadManager {
   stateMessage(): HeadStateMessage {
     const s = this.shadow;
     return {
-      device: this.deviceId,
+      device: this.deps.deviceId,
       active: this.ref(this.active),
       previous: this.previous ? this.ref(this.previous) : null,
       lastUpdate: this.store.readState().lastUpdate ?? { status: 'applied', reason: 'initial head', correlationId: null, via: 'startup', head: this.headId(this.active), receivedAt: this.active.appliedAt },
@@ -271,14 +290,9 @@ export class HeadManager {
     };
   }
 
-  private async publish(lastUpdate: HeadStateMessage['lastUpdate']): Promise<void> {
+  private async publish(lastUpdate: HeadUpdate): Promise<void> {
     this.store.updateState((st) => ({ ...st, lastUpdate }));
-    await this.host!.publishState(this.stateMessage());
-  }
-
-  /** Publishes the current state (on every connection). */
-  publishCurrent(): Promise<void> {
-    return this.host!.publishState(this.stateMessage());
+    await this.events.emit('headState', this.stateMessage());
   }
 
   dispose(): void {

@@ -4,14 +4,16 @@
  *   candidate.head               a head in shadow mode
  *   state.json                   last update + which payload (sha256) each topic delivered last
  *   rejected/<time>-<corr>.bin + .json   rejected payloads and their reasons (bounded)
- * Every write is atomic: temp file, fsync, rename, fsync of the folder. A crash at any point leaves either the old
- * or the new file in place; a stray temp file is ignored (and removed) at the next start.
+ * Every write is atomic and durable (base/durable-file.ts: temp file, fsync, rename, fsync of the folder). A crash
+ * at any point leaves either the old or the new file in place; a stray temp file is ignored (and removed) at the next
+ * start.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeHead, type HeadFile } from '../../protocol/head/format';
-import type { HeadStateMessage } from '../../protocol/topics';
+import type { HeadStateMessage } from '../../protocol/messages';
 import { describeError } from '../../base/errors';
+import { fsyncDir, stageFile, writeFileDurable } from '../../base/durable-file';
 import { createLogger } from '../../base/log';
 
 const log = createLogger('heads:store');
@@ -68,17 +70,22 @@ export class HeadStore {
 
   /** Makes `bytes` the active head; the current active one (if any) becomes previous. */
   async activate(bytes: Uint8Array, current: { bytes: Uint8Array; appliedAt: string } | undefined, appliedAt: string, via = 'unknown'): Promise<void> {
-    const tmp = await this.writeTemp('incoming', bytes);
-    if (current) {
-      if (fs.existsSync(this.file('active'))) fs.renameSync(this.file('active'), this.file('previous'));
-      else this.renameInto(await this.writeTemp('previous', current.bytes), 'previous');
+    const incoming = stageFile(this.file('active'), bytes);
+    try {
+      if (current) {
+        if (fs.existsSync(this.file('active'))) fs.renameSync(this.file('active'), this.file('previous'));
+        else writeFileDurable(this.file('previous'), current.bytes);
+      }
+      if (this.pauseMs > 0) {
+        // The most fragile moment: the old head is already "previous" and the new one not yet "active".
+        process.stderr.write(`edgehead: test hook: paused before renaming the new head into place\n`);
+        await new Promise((r) => setTimeout(r, this.pauseMs));
+      }
+      incoming.commit();
+    } catch (e) {
+      incoming.abort();
+      throw e;
     }
-    if (this.pauseMs > 0) {
-      // The most fragile moment: the old head is already "previous" and the new one not yet "active".
-      process.stderr.write(`edgehead: test hook: paused before renaming the new head into place\n`);
-      await new Promise((r) => setTimeout(r, this.pauseMs));
-    }
-    this.renameInto(tmp, 'active');
     this.updateState((s) => ({ ...s, appliedAt: { active: appliedAt, previous: current?.appliedAt }, via: { active: via, previous: s.via?.active } }));
   }
 
@@ -90,12 +97,12 @@ export class HeadStore {
     fs.renameSync(a, t);
     fs.renameSync(p, a);
     fs.renameSync(t, p);
-    this.fsyncDir();
+    fsyncDir(this.dir);
     this.updateState((s) => ({ ...s, appliedAt: { active: now, previous: s.appliedAt.active }, via: { active: s.via?.previous, previous: s.via?.active } }));
   }
 
   async writeCandidate(bytes: Uint8Array): Promise<void> {
-    this.renameInto(await this.writeTemp('candidate', bytes), 'candidate');
+    writeFileDurable(this.file('candidate'), bytes);
   }
 
   removeCandidate(): void {
@@ -129,45 +136,6 @@ export class HeadStore {
   }
 
   updateState(fn: (s: PersistedState) => PersistedState): void {
-    const next = fn(this.readState());
-    const tmp = path.join(this.dir, 'state.json.tmp');
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, JSON.stringify(next, null, 2));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, path.join(this.dir, 'state.json'));
-  }
-
-  private async writeTemp(name: string, bytes: Uint8Array): Promise<string> {
-    const tmp = path.join(this.dir, `${name}.head.tmp`);
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, bytes);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    return tmp;
-  }
-
-  private renameInto(tmp: string, slot: Slot): void {
-    fs.renameSync(tmp, this.file(slot));
-    this.fsyncDir();
-  }
-
-  private fsyncDir(): void {
-    try {
-      const fd = fs.openSync(this.dir, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      // some file systems refuse fsync on directories; the rename is still atomic
-    }
+    writeFileDurable(path.join(this.dir, 'state.json'), JSON.stringify(fn(this.readState()), null, 2));
   }
 }

@@ -5,6 +5,7 @@
  * the active head of the same id; equal version + same sha256 = duplicate); test vectors reproduced on this device.
  */
 import type { ExtractorInfo } from '../extractors/extractor';
+import { headIncompatibility } from '../inference/compat';
 import { DenseHead } from '../inference/dense-head';
 import { decodeHead, type HeadFile, type HeadManifest } from '../../protocol/head/format';
 import { verifyHead } from '../../protocol/head/signature';
@@ -24,7 +25,6 @@ export type Verdict =
   | { kind: 'reject'; reason: string; file?: HeadFile };
 
 export function validatePayload(bytes: Uint8Array, ctx: ValidationContext): Verdict {
-  if (bytes.byteLength > ctx.maxBytes) return { kind: 'reject', reason: `too large: ${bytes.byteLength} bytes > limit ${ctx.maxBytes} (head.maxBytes)` };
   let file: HeadFile;
   try {
     file = decodeHead(bytes, { maxBytes: ctx.maxBytes });
@@ -33,14 +33,8 @@ export function validatePayload(bytes: Uint8Array, ctx: ValidationContext): Verd
   }
   const m = file.manifest;
   const reject = (reason: string): Verdict => ({ kind: 'reject', reason, file });
-  if (m.featureDim !== ctx.extractor.featureDim) {
-    return reject(`wrong feature dimension: head expects ${m.featureDim}-d features, extractor ${ctx.extractor.id} gives ${ctx.extractor.featureDim}-d`);
-  }
-  if (m.extractor.fingerprint !== ctx.extractor.fingerprint) {
-    return reject(
-      `wrong extractor fingerprint: head was trained on ${m.extractor.id} (${m.extractor.fingerprint.slice(0, 12)}…), this device runs ${ctx.extractor.id} (${ctx.extractor.fingerprint.slice(0, 12)}…)`,
-    );
-  }
+  const mismatch = headIncompatibility(m, ctx.extractor);
+  if (mismatch) return reject(mismatch.reason);
   let signedBy: string | undefined;
   if (ctx.publicKeys.length > 0) {
     const v = verifyHead(file, ctx.publicKeys);

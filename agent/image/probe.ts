@@ -52,10 +52,19 @@ export function probeImage(bytes: Uint8Array): ImageInfo {
   return { format, width, height, channels, orientation };
 }
 
+/** 'jpeg' (starts with SOI FF D8), 'png' (the 8-byte PNG signature) or undefined. Looks at the first bytes only:
+ * a cheap check for sources, which refuse anything else before it reaches the decoder. */
+export function imageKind(bytes: Uint8Array): ImageFormat | undefined {
+  if (startsWith(bytes, JPEG_SOI)) return 'jpeg';
+  if (startsWith(bytes, PNG_SIGNATURE)) return 'png';
+  return undefined;
+}
+
 /** probeImage plus the format details that decoding needs. */
 export function readImageHeader(bytes: Uint8Array): ImageHeader {
   if (bytes.length === 0) throw bad('empty file (0 bytes)');
-  if (bytes[0] === 0xff && (bytes.length < 2 || bytes[1] === 0xd8)) return readJpegHeader(bytes);
+  // A signature cut short still picks the format, so that the error says "truncated JPEG/PNG".
+  if (startsWith(bytes, JPEG_SOI) || startsWith(JPEG_SOI, bytes)) return readJpegHeader(bytes);
   if (startsWith(bytes, PNG_SIGNATURE) || startsWith(PNG_SIGNATURE, bytes)) return readPngHeader(bytes);
   throw bad(`not a JPEG or PNG image (${describeStart(bytes)})`, 'only JPEG and PNG files are supported');
 }
@@ -63,6 +72,7 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader {
 // ---------------------------------------------------------------------------------------------------------------
 // JPEG: SOI, then marker segments (FF xx, 2-byte big-endian length including itself, payload) up to the first SOS.
 
+const JPEG_SOI = [0xff, 0xd8];
 const SOF_MARKERS = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
 const JFIF_ID = [0x4a, 0x46, 0x49, 0x46, 0x00]; // "JFIF\0"
 const ADOBE_ID = [0x41, 0x64, 0x6f, 0x62, 0x65]; // "Adobe"

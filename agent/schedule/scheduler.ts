@@ -119,6 +119,30 @@ export class Scheduler {
     return true;
   }
 
+  /**
+   * Runs fn now in the run slot, like a tick (a manual capture that must answer for its own frame): resolves to
+   * {value} with fn's result, or undefined while a run is in flight or after stop(). fn's error is the caller's.
+   */
+  async runNow<T>(fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+    if (this.state === 'stopped' || this.inflight) return undefined;
+    this.counts.ticks++;
+    const result = Promise.resolve().then(fn);
+    const p = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight = p;
+    void p.finally(() => {
+      if (this.inflight === p) this.inflight = undefined;
+    });
+    return { value: await result };
+  }
+
+  /** Resolves once no run is in flight. */
+  async idle(): Promise<void> {
+    while (this.inflight) await this.inflight;
+  }
+
   private plan(at: number | null): void {
     if (at === null) {
       log.warn('schedule: the cron expression has no further runs; no more scheduled frames');

@@ -1,14 +1,8 @@
 /** Small pieces the source implementations share: image signature checks, child-process handling. */
 import type { ChildProcess } from 'node:child_process';
 
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-/** 'jpeg' (starts with SOI FF D8), 'png' (the 8-byte PNG signature) or undefined. Looks at the first bytes only. */
-export function imageKind(bytes: Uint8Array): 'jpeg' | 'png' | undefined {
-  if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8) return 'jpeg';
-  if (bytes.length >= PNG_SIGNATURE.length && PNG_SIGNATURE.every((v, i) => bytes[i] === v)) return 'png';
-  return undefined;
-}
+/** Sources check frames with the image prober's signature test (one definition of JPEG and PNG). */
+export { imageKind } from '../image/probe';
 
 /** "0 bytes" or "1234 bytes starting 3c 68 74 6d" — for errors about bytes that are not an image. */
 export function describeBytes(bytes: Uint8Array): string {

@@ -1,6 +1,7 @@
 /** A number that grows by one at every agent start, persisted in the state dir (one small write per start). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileDurable } from '../../base/durable-file';
 
 export function nextRunNumber(stateDir: string): number {
   const file = path.join(stateDir, 'run');
@@ -11,8 +12,6 @@ export function nextRunNumber(stateDir: string): number {
     // first start
   }
   const run = last + 1;
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, `${run}\n`);
-  fs.renameSync(tmp, file);
+  writeFileDurable(file, `${run}\n`);
   return run;
 }

@@ -43,6 +43,7 @@ import { EdgeheadError, describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
 import type { MessageQueue, QueuedMessage, QueueStats } from './queue';
 import { crc32 } from '../../base/crc32';
+import { fsyncDirAsync } from '../../base/durable-file';
 
 const log = createLogger('queue');
 
@@ -484,7 +485,7 @@ export class DiskQueue implements MessageQueue {
     }
     if (this.dirty.dir) {
       this.dirty.dir = false;
-      await fsyncDir(this.dir);
+      await fsyncDirAsync(this.dir);
     }
   }
 
@@ -532,18 +533,6 @@ async function writeAll(fh: fsp.FileHandle, buf: Buffer, position: number | null
   while (off < buf.length) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off, position === null ? null : position + off);
     off += bytesWritten;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch (e) {
-    log.debug('offline queue: directory fsync not supported here', { error: describeError(e) });
-  } finally {
-    await fh?.close();
   }
 }
 

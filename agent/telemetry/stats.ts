@@ -1,5 +1,5 @@
 /** Frame counters and per-stage latency percentiles over a sliding window of recent frames. */
-import type { Percentiles, TelemetryMessage } from '../../protocol/topics';
+import type { Percentiles, TelemetryMessage } from '../../protocol/messages';
 
 export type Stage = keyof TelemetryMessage['latencyMs'];
 const STAGES: Stage[] = ['capture', 'decode', 'resize', 'extract', 'head', 'total'];

@@ -3,12 +3,14 @@ import * as fs from 'node:fs';
 import { DenseHead } from '../../agent/inference/dense-head';
 import { type Classification, Classifier } from '../../agent/inference/classifier';
 import { describeError, EdgeheadError } from '../../base/errors';
+import { defaultConfig } from '../../config/defaults';
 import { type Command, help, intArg, parseCommandArgs } from '../args';
 import { loadHeadOrDemo, openExtractor, RUNTIME_OPTIONS, RUNTIME_USAGE, runtimeChoice } from '../runtime';
 
+const TOP_DEFAULT = defaultConfig().predictions.topK;
 const USAGE = `edgehead classify [--head FILE] [--top K] [--json] ${RUNTIME_USAGE} IMAGE...
-  Classifies JPEG/PNG images: one line (or one JSON object with --json) per image, with the top-k labels and
-  scores and the milliseconds spent per stage. Without --head, the bundled demo head is used. The extractor
+  Classifies JPEG/PNG images: one line (or one JSON object with --json) per image, with the top-k labels (default
+  ${TOP_DEFAULT}, as predictions.topK) and scores and the milliseconds spent per stage. Without --head, the bundled demo head is used. The extractor
   defaults to the one the head was trained on.`;
 
 export const classifyCommand: Command = {
@@ -23,7 +25,7 @@ export const classifyCommand: Command = {
     );
     if (values.help) return help(USAGE);
     if (positionals.length === 0) throw new EdgeheadError('BAD_ARGS', 'no image given', { hint: `usage: ${USAGE.split('\n')[0]}` });
-    const top = intArg(values.top, 'top', 1, 3);
+    const top = intArg(values.top, 'top', 1, TOP_DEFAULT);
     const headFile = loadHeadOrDemo(values.head);
     const choice = runtimeChoice(values, headFile.manifest.extractor.id);
     const { extractor } = await openExtractor(choice);

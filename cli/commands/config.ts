@@ -7,7 +7,8 @@ import YAML from 'yaml';
 import { defaultConfig } from '../../config/defaults';
 import { renderDefaultsYaml } from '../../config/docs';
 import { listEnvVars, NON_CONFIG_ENV_VARS } from '../../config/env';
-import { checkConfig, ConfigError, maskSecrets, orderLikeSchema } from '../../config/load';
+import { checkConfig, ConfigError } from '../../config/load';
+import { maskSecrets, orderLikeSchema } from '../../config/present';
 import { EdgeheadError } from '../../base/errors';
 import { type Command, commandGroup, help, parseCommandArgs } from '../args';
 

@@ -5,9 +5,11 @@ import { CATALOGUE } from '../../agent/extractors/catalogue';
 import { readModelFolder } from '../../agent/extractors/model-files';
 import { resourcePath } from '../../base/paths';
 import { agentVersion } from '../../base/version';
-import { type Command, help, parseCommandArgs } from '../args';
+import { defaultConfig } from '../../config/defaults';
+import { choiceArg, type Command, help, parseCommandArgs } from '../args';
+import { BACKEND_CHOICES } from '../runtime';
 
-const USAGE = 'edgehead doctor [--json] [--backend wasm|cpu]';
+const USAGE = `edgehead doctor [--json] [--backend ${BACKEND_CHOICES.join('|')}]`;
 
 export const doctorCommand: Command = {
   name: 'doctor',
@@ -16,8 +18,9 @@ export const doctorCommand: Command = {
   async run(argv) {
     const { values } = parseCommandArgs(argv, { json: { type: 'boolean' }, backend: { type: 'string' } }, USAGE);
     if (values.help) return help(USAGE);
-    const backend = values.backend === 'cpu' ? 'cpu' : 'wasm';
-    const info = await initBackend({ backend, threads: 'auto' });
+    const d = defaultConfig();
+    const backend = choiceArg(values.backend, 'backend', BACKEND_CHOICES, d.backend.name);
+    const info = await initBackend({ backend, threads: d.backend.threads });
     const models = CATALOGUE.map((e) => {
       try {
         readModelFolder(resourcePath('models', e.id));

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { defaultConfig } from '../../config/defaults';
 import { readHeadFile } from '../../protocol/head/files';
 import { verifyHead } from '../../protocol/head/signature';
-import { correlationIdOf } from '../../protocol/topics';
+import { correlationIdOf } from '../../protocol/messages';
 import { EdgeheadError } from '../../base/errors';
 import { sha256Hex } from '../../base/hash';
 import { type Command, help, parseCommandArgs } from '../args';

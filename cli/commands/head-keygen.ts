@@ -2,11 +2,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generateKeyPair } from '../../protocol/head/signature';
+import { writeFileDurable } from '../../base/durable-file';
 import { EdgeheadError } from '../../base/errors';
+import { ID_RE, ID_RULE } from '../../protocol/patterns';
 import { type Command, help, parseCommandArgs } from '../args';
 
 const DEFAULT_NAME = 'edgehead-head';
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const USAGE = `edgehead head keygen --out DIR [--name NAME] [--force]
   Writes DIR/NAME.key (private, PKCS#8 PEM, mode 0600: keep it on the signing machine) and DIR/NAME.pub (public,
   SPKI PEM: install it on the devices). NAME defaults to ${DEFAULT_NAME}. Existing files are never replaced unless
@@ -22,7 +23,7 @@ export const headKeygenCommand: Command = {
     if (positionals.length > 0) throw new EdgeheadError('BAD_ARGS', `head keygen takes no positional arguments (got ${JSON.stringify(positionals[0])})`, { hint: `usage: ${USAGE.split('\n')[0]}` });
     if (!values.out) throw new EdgeheadError('BAD_ARGS', 'head keygen needs --out DIR');
     const name = values.name ?? DEFAULT_NAME;
-    if (!NAME_RE.test(name)) throw new EdgeheadError('BAD_ARGS', `--name must be 1-64 characters of [A-Za-z0-9._-] (got ${JSON.stringify(name)})`);
+    if (!ID_RE.test(name)) throw new EdgeheadError('BAD_ARGS', `--name ${ID_RULE} (got ${JSON.stringify(name)})`);
     const keyFile = path.join(values.out, `${name}.key`);
     const pubFile = path.join(values.out, `${name}.pub`);
     if (!values.force) {
@@ -36,8 +37,8 @@ export const headKeygenCommand: Command = {
     const pair = generateKeyPair();
     try {
       fs.mkdirSync(values.out, { recursive: true, mode: 0o700 });
-      writeAtomic(keyFile, pair.privateKeyPem, 0o600);
-      writeAtomic(pubFile, pair.publicKeyPem, 0o644);
+      writeFileDurable(keyFile, pair.privateKeyPem, { mode: 0o600 }); // never readable by others, not even briefly
+      writeFileDurable(pubFile, pair.publicKeyPem, { mode: 0o644 });
     } catch (e) {
       throw new EdgeheadError('IO', `cannot write the key pair to ${values.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
@@ -54,12 +55,3 @@ export const headKeygenCommand: Command = {
     return 0;
   },
 };
-
-/** Writes via a temporary file created with `mode` (the private key is never readable by others, not even briefly). */
-function writeAtomic(file: string, text: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { force: true });
-  fs.writeFileSync(tmp, text, { mode, flag: 'wx' });
-  fs.chmodSync(tmp, mode); // the umask may have removed bits from 0644
-  fs.renameSync(tmp, file);
-}

@@ -1,5 +1,5 @@
 /** `edgehead head push`: publish a head file to a device, a group or the fleet and report each device's answer. */
-import * as fs from 'node:fs';
+import { readHeadPayload } from '../../protocol/head/files';
 import { defaultConfig } from '../../config/defaults';
 import { DEFAULT_PUSH_TIMEOUT_MS, formatPushResult, pushHead, type PushTarget } from '../../operator/push';
 import { EdgeheadError } from '../../base/errors';
@@ -62,15 +62,7 @@ export const headPushCommand: Command = {
 
     const file = positionals[0]!;
     const maxBytes = D.head.maxBytes;
-    let payload: Uint8Array;
-    try {
-      const st = fs.statSync(file);
-      if (st.size > maxBytes) throw new EdgeheadError('BAD_HEAD', `${file}: head file too large: ${st.size} bytes > limit ${maxBytes}`);
-      payload = new Uint8Array(fs.readFileSync(file));
-    } catch (e) {
-      if (e instanceof EdgeheadError) throw e;
-      throw new EdgeheadError('BAD_HEAD', `cannot read head file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const payload = readHeadPayload(file, maxBytes);
 
     const say = (s: string) => values.json || process.stderr.write(s + '\n');
     let result;

@@ -4,12 +4,12 @@
  * and the demo head, with predictions printed to the console as well as published.
  */
 import { loadConfig } from '../../config/load';
-import { Agent } from '../../agent/agent';
+import { type Agent, createAgent } from '../../agent/agent';
 import { loopbackTarget } from '../../mqtt/embedded-broker';
 import { describeError } from '../../base/errors';
 import { configureLogging, createLogger } from '../../base/log';
 import { type Command, help, parseCommandArgs } from '../args';
-import { reportFatal } from '../main';
+import { reportFatal } from '../report';
 
 const log = createLogger('run');
 const FORCED_EXIT_MS = 5000;
@@ -28,8 +28,8 @@ export const runCommand: Command = {
     const file = values.config ?? process.env.EDGEHEAD_CONFIG;
     const config = loadConfig({ file });
     configureLogging({ level: config.log.level, format: config.log.format }); // EDGEHEAD_LOG_LEVEL is log.level's env override
-    const agent = new Agent({ config, consoleAuto: file === undefined || process.stdout.isTTY === true });
 
+    let agent: Agent | undefined; // undefined while it is being built (a signal then just exits)
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) return;
@@ -39,7 +39,7 @@ export const runCommand: Command = {
         process.stderr.write(`edgehead: did not stop within ${FORCED_EXIT_MS / 1000} s; forcing exit\n`);
         process.exit(1);
       }, FORCED_EXIT_MS).unref();
-      agent.stop().then(
+      (agent?.stop() ?? Promise.resolve()).then(
         () => process.exit(0),
         (e) => {
           reportFatal(e);
@@ -51,6 +51,7 @@ export const runCommand: Command = {
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('unhandledRejection', (e) => log.error('unhandled rejection (continuing)', { error: describeError(e) }));
 
+    agent = await createAgent({ config, consoleAuto: file === undefined || process.stdout.isTTY === true });
     try {
       await agent.start();
     } catch (e) {

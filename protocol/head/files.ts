@@ -1,6 +1,7 @@
 /** Reading and writing head files on disk (the same bytes as the MQTT wire format). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileDurable } from '../../base/durable-file';
 import { EdgeheadError } from '../../base/errors';
 import { resourcePath } from '../../base/paths';
 import { decodeHead, encodeHead, type HeadFile } from './format';
@@ -13,29 +14,30 @@ export function readHeadFile(file: string, maxBytes: number): HeadFile {
 
 /** The file's bytes (the wire format, as persisted and re-sent) and the decoded head. */
 export function readHeadBytes(file: string, maxBytes: number): { bytes: Uint8Array; head: HeadFile } {
-  let bytes: Buffer;
+  const bytes = readHeadPayload(file, maxBytes);
   try {
-    const st = fs.statSync(file);
-    if (st.size > maxBytes) throw new EdgeheadError('BAD_HEAD', `${file}: head file too large: ${st.size} bytes > limit ${maxBytes}`);
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    if (e instanceof EdgeheadError) throw e;
-    throw new EdgeheadError('BAD_HEAD', `cannot read head file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const raw = new Uint8Array(bytes);
-    return { bytes: raw, head: decodeHead(raw, { maxBytes }) };
+    return { bytes, head: decodeHead(bytes, { maxBytes }) };
   } catch (e) {
     if (e instanceof EdgeheadError) throw new EdgeheadError(e.code, `${file}: ${e.message}`, { hint: e.hint });
     throw e;
   }
 }
 
+/** The file's bytes, undecoded; BAD_HEAD when it is larger than `maxBytes` (checked before reading) or unreadable. */
+export function readHeadPayload(file: string, maxBytes: number): Uint8Array {
+  try {
+    const st = fs.statSync(file);
+    if (st.size > maxBytes) throw new EdgeheadError('BAD_HEAD', `${file}: head file too large: ${st.size} bytes > limit ${maxBytes}`);
+    return new Uint8Array(fs.readFileSync(file));
+  } catch (e) {
+    if (e instanceof EdgeheadError) throw e;
+    throw new EdgeheadError('BAD_HEAD', `cannot read head file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 export function writeHeadFile(file: string, head: HeadFile): Uint8Array {
   const bytes = encodeHead(head);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes);
-  fs.renameSync(tmp, file);
+  writeFileDurable(file, bytes);
   return bytes;
 }

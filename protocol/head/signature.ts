@@ -6,9 +6,10 @@
  *              || weight bytes (kernel then bias, float32 LE)
  * A publisher in another language can reproduce this; docs/head-format.md spells it out.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { EdgeheadError } from '../../base/errors';
-import { canonicalJson, encodeHeader, encodeWeights, headSha256, validateManifest, type HeadFile, type HeadManifest } from './format';
+import { sha256Hex } from '../../base/hash';
+import { canonicalJson, encodeHeader, encodeWeights, HEAD_HEADER_BYTES, headSha256, validateManifest, type HeadFile, type HeadManifest } from './format';
 
 export type VerifyResult = { ok: true; keyId: string } | { ok: false; reason: string };
 
@@ -17,7 +18,7 @@ function keyIdOf(publicKey: KeyObject): string {
   const jwk = publicKey.export({ format: 'jwk' });
   if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new Error('not an Ed25519 key');
   const raw = Buffer.from(jwk.x, 'base64url');
-  return createHash('sha256').update(raw).digest('hex').slice(0, 16);
+  return sha256Hex(raw).slice(0, 16);
 }
 
 /** The key id of an Ed25519 public key given as PEM (SPKI). */
@@ -70,10 +71,10 @@ export function canonicalUnsignedManifest(manifest: HeadManifest): string {
 export function signedBytes(head: HeadFile): Uint8Array {
   const manifestBytes = new TextEncoder().encode(canonicalUnsignedManifest(head.manifest));
   const weights = encodeWeights(head.kernel, head.bias);
-  const out = new Uint8Array(12 + manifestBytes.length + weights.length);
+  const out = new Uint8Array(HEAD_HEADER_BYTES + manifestBytes.length + weights.length);
   out.set(encodeHeader(manifestBytes.length), 0);
-  out.set(manifestBytes, 12);
-  out.set(weights, 12 + manifestBytes.length);
+  out.set(manifestBytes, HEAD_HEADER_BYTES);
+  out.set(weights, HEAD_HEADER_BYTES + manifestBytes.length);
   return out;
 }
 

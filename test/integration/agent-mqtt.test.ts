@@ -116,11 +116,10 @@ for (const [kind, startBroker] of Object.entries(BROKERS)) {
         assert.equal((status.data!.birth as { status: string }).status, 'online');
         assert.ok(agent.running, 'agent survived the bad commands');
 
-        // SIGTERM: clean exit 0 within 5 s, retained "offline" (shutdown).
-        const t0 = Date.now();
+        // SIGTERM: a clean stop (exit 0; the forced exit after FORCED_EXIT_MS would be exit 1), retained "offline".
         const exit = await agent.kill('SIGTERM');
         assert.equal(exit.code, 0, agent.stderr);
-        assert.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
+        assert.doesNotMatch(agent.stderr, /forcing exit/);
         const off = await sub.waitFor('offline', () => sub.json<{ status: string; reason: string }>('edgehead/dev1/status').find((s) => s.status === 'offline'));
         assert.equal(off.reason, 'shutdown');
       } finally {

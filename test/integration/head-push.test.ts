@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { writeHeadFile } from '../../protocol/head/files';
-import type { HeadUpdateStatus } from '../../protocol/topics';
+import type { HeadUpdateStatus } from '../../protocol/messages';
 import { hasStackTrace, runCli, tmpDir } from '../support/cli';
 import { freePort, Mosquitto, MOSQUITTO } from '../support/mosquitto';
 import { headStateJson, kitchenHead } from '../support/push-fixtures';

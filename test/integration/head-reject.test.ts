@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { decodeHead, type HeadFile } from '../../protocol/head/format';
 import { generateKeyPair, signHead } from '../../protocol/head/signature';
 import { encodeHead } from '../../protocol/head/format';
-import { correlationIdOf, type HeadStateMessage, type PredictionMessage, type TelemetryMessage } from '../../protocol/topics';
+import { correlationIdOf, type HeadStateMessage, type PredictionMessage, type TelemetryMessage } from '../../protocol/messages';
 import { sha256Hex } from '../../base/hash';
 import { prng } from '../../base/prng';
 import { AgentProcess, Collector, testConfig } from '../support/agent-process';

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { correlationIdOf, type HeadStateMessage, type PredictionMessage } from '../../protocol/topics';
+import { correlationIdOf, type HeadStateMessage, type PredictionMessage } from '../../protocol/messages';
 import { sha256Hex } from '../../base/hash';
 import { AgentProcess, Collector, testConfig } from '../support/agent-process';
 import { runCli, tmpDir } from '../support/cli';

@@ -55,8 +55,8 @@ interface ChildReport {
 
 interface ChildRun {
   report: ChildReport;
-  /** From the report line to the process' exit. */
-  exitAfterMs: number;
+  /** Set when the child did not end by itself and the hang guard killed it. */
+  killedByGuard: boolean;
   code: number | null;
   stderr: string;
 }
@@ -80,19 +80,20 @@ function runChild(threads: 'auto' | number, opts: { extractors?: string[]; nodeA
     });
     let stdout = '';
     let stderr = '';
-    let reportAt = 0;
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (!reportAt && stdout.includes('\n')) reportAt = performance.now();
-    });
+    let killedByGuard = false;
+    child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    // Generous: a slow shared CI machine; a child kept alive by its workers would hit this and fail the exit test.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    // A hang guard, generous for a slow shared CI machine: a child kept alive by its workers would never end, and
+    // being killed here fails the exit tests (it is the only way they can tell "never" from "not yet").
+    const timer = setTimeout(() => {
+      killedByGuard = true;
+      child.kill('SIGKILL');
+    }, 120_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (!reportAt) return reject(new Error(`child (threads ${threads}) printed no report (code ${code}, ${signal ?? 'no signal'}):\n${stderr}`));
-      resolve({ report: JSON.parse(stdout.split('\n')[0]!) as ChildReport, exitAfterMs: performance.now() - reportAt, code, stderr });
+      if (!stdout.includes('\n')) return reject(new Error(`child (threads ${threads}) printed no report (code ${code}, ${signal ?? 'no signal'}):\n${stderr}`));
+      resolve({ report: JSON.parse(stdout.split('\n')[0]!) as ChildReport, killedByGuard, code, stderr });
     });
   });
 }
@@ -119,10 +120,10 @@ describe('WASM threads under Node', () => {
     assert.equal(info.threadsNote, undefined);
   });
 
-  test('the process exits by itself within a few seconds once main returns', (t) => {
+  test('the process exits by itself once main returns (no process.exit(): the pool must not keep it alive)', () => {
     assert.ok(two, 'needs the threads: 2 run');
-    t.diagnostic(`exited ${Math.round(two.exitAfterMs)} ms after its report`);
-    assert.ok(two.exitAfterMs < 5_000, `exited ${Math.round(two.exitAfterMs)} ms after its report`);
+    assert.equal(two.killedByGuard, false, 'still running 120 s after start: killed');
+    assert.equal(two.code, 0);
   });
 
   test('threads: 1 uses the single-threaded SIMD build (no workers)', async () => {
@@ -192,6 +193,6 @@ describe('WASM threads under Node', () => {
     assert.equal(info.wasmBinary, 'tfjs-backend-wasm-simd.wasm');
     assert.match(info.threadsNote ?? '', /threaded WASM build failed to start \(a pthread worker failed: .*\); running single-threaded/);
     assert.equal(run.report.features.mobilenet_v2_100!.length, 1280, 'inference still works');
-    assert.ok(run.exitAfterMs < 5_000, `exited ${Math.round(run.exitAfterMs)} ms after its report (failed workers must not keep it alive)`);
+    assert.equal(run.killedByGuard, false, 'failed workers must not keep the process alive');
   });
 });

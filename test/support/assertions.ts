@@ -12,3 +12,17 @@ export async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp)
   assert.ok(!err.message.includes('\n'), 'one-line message');
   return err;
 }
+
+/**
+ * Resolves with the first truthy value of `check`, polled every 20 ms. For conditions no event announces (a file
+ * appearing, another process' state). `guardMs` only stops a hang: it is never what a test asserts.
+ */
+export async function waitUntil<T>(what: string, check: () => T | undefined | null | false, guardMs = 30_000): Promise<T> {
+  const deadline = Date.now() + guardMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${guardMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -10,6 +10,7 @@ import { tmpDir } from './cli';
 
 export const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => fs.existsSync(p));
 
+/** A loopback port nothing listens on right now (the one helper for tests and the bench: bench/run.ts imports it). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();

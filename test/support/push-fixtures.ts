@@ -1,7 +1,7 @@
 /** Fixtures shared by the head-push tests: a tiny 2-class head and the head/state message a device answers with. */
 import { createHash } from 'node:crypto';
 import { type HeadFile, makeHeadFile } from '../../protocol/head/format';
-import type { HeadStateMessage, HeadUpdateStatus } from '../../protocol/topics';
+import type { HeadStateMessage, HeadUpdateStatus } from '../../protocol/messages';
 
 /** Head "kitchen" (cat/dog, 3-d features, one test vector) at the given version. */
 export function kitchenHead(version: number, createdAt?: Date): HeadFile {

@@ -1,5 +1,5 @@
 /**
- * pushHead() (agent/fleet/push.ts) against aedes in-process, connected through in-memory streams (no sockets), with
+ * pushHead() (operator/push.ts) against aedes in-process, connected through in-memory streams (no sockets), with
  * fake devices that answer head/set payloads with head/state messages.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { Aedes } from 'aedes';
 import { type IClientOptions, MqttClient } from 'mqtt';
 import { formatPushResult, type MqttConnect, pushHead, type PushOptions, type PushResult } from '../../operator/push';
 import { encodeHead } from '../../protocol/head/format';
-import type { HeadUpdateStatus } from '../../protocol/topics';
+import type { HeadUpdateStatus } from '../../protocol/messages';
 import { EdgeheadError } from '../../base/errors';
 import { headStateJson, kitchenHead } from '../support/push-fixtures';
 
@@ -219,9 +219,13 @@ describe('pushHead', () => {
   test('bad targets and options are refused before connecting', async () => {
     const before = connects;
     const p = headBytes(20);
-    await assert.rejects(pushHead(base(p, { kind: 'device', device: 'a/b' })), /device id must be one topic level/);
-    await assert.rejects(pushHead(base(p, { kind: 'group', group: '#' })), /group name must be one topic level/);
+    await assert.rejects(pushHead(base(p, { kind: 'device', device: 'a/b' })), /the device id must be 1 to 64 letters/);
+    await assert.rejects(pushHead(base(p, { kind: 'group', group: '#' })), /the group name must be 1 to 64 letters/);
+    // ids a device's config refuses are refused here too (the same rule, protocol/patterns.ts)
+    await assert.rejects(pushHead(base(p, { kind: 'device', device: 'pi kitchen' })), /the device id must be 1 to 64 letters/);
+    await assert.rejects(pushHead(base(p, { kind: 'group', group: 'x'.repeat(65) })), /the group name must be 1 to 64 letters/);
     await assert.rejects(pushHead(base(p, { kind: 'all' }, { prefix: 'edge+head' })), /topic prefix/);
+    await assert.rejects(pushHead(base(p, { kind: 'all' }, { prefix: 'edge//head' })), /topic prefix/);
     await assert.rejects(pushHead(base(p, { kind: 'device', device: 'x' }, { waitAcks: 2 })), /waitAcks applies to a group/);
     await assert.rejects(pushHead(base(p, { kind: 'all' }, { broker: 'http://x' })), /--broker must start with mqtt:\/\//);
     assert.equal(connects, before);

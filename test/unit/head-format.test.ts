@@ -14,6 +14,7 @@ import {
   type HeadFile,
   type HeadManifest,
 } from '../../protocol/head/format';
+import { HeadManifestSchema } from '../../protocol/head/manifest';
 
 const FP = createHash('sha256').update('mobilenet_v2_1.0_224').digest('hex');
 
@@ -157,6 +158,18 @@ describe('head format: round trip', () => {
     assert.deepEqual(encodeHead(decoded), once);
   });
 
+  test('the manifest schema describes every field (docs are generated from it)', () => {
+    const undescribed: string[] = [];
+    const walk = (s: Record<string, unknown>, path: string): void => {
+      if (typeof s.description !== 'string' || s.description.length === 0) undescribed.push(path);
+      for (const [k, v] of Object.entries((s.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(v, `${path}.${k}`);
+      const items = s.items;
+      (Array.isArray(items) ? items : items ? [items] : []).forEach((v, i) => walk(v as Record<string, unknown>, `${path}[${i}]`));
+    };
+    walk(HeadManifestSchema as unknown as Record<string, unknown>, 'manifest');
+    assert.deepEqual(undescribed, []);
+  });
+
   test('optional fields round-trip: metrics, testVectors, shadow', () => {
     const head = tinyHead();
     head.manifest.metrics = { valAccuracy: 0.97, confusion: [[1, 0], [0, 1]] };
@@ -244,39 +257,45 @@ describe('head format: decodeHead rejects, each with its own message', () => {
 
   const schemaCases: Array<[string, unknown, string]> = [
     ['id', undefined, 'manifest.id: required'],
-    ['id', 'has space', 'manifest.id: must be 1-64 characters'],
-    ['id', 'x'.repeat(65), 'manifest.id: must be 1-64 characters'],
-    ['id', 7, 'manifest.id: must be 1-64 characters of [A-Za-z0-9._-], got 7'],
-    ['version', 0, 'manifest.version: must be an integer >= 1, got 0'],
-    ['version', 1.5, 'manifest.version: must be an integer >= 1, got 1.5'],
-    ['version', '2', 'manifest.version: must be an integer >= 1, got "2"'],
-    ['classes', ['cat'], 'manifest.classes: must be an array of at least 2 labels, got 1'],
-    ['classes', 'cat,dog', 'manifest.classes: must be an array of at least 2 labels'],
-    ['classes', ['cat', 'dog', ''], 'manifest.classes[2]: must be a non-empty string'],
-    ['classes', ['cat', 5], 'manifest.classes[1]: must be a non-empty string'],
+    ['id', 'has space', 'manifest.id: must be 1 to 64 letters, digits, "_", "." or "-" (got "has space")'],
+    ['id', 'x'.repeat(65), 'manifest.id: must be 1 to 64 letters'],
+    ['id', 7, 'manifest.id: must be 1 to 64 letters, digits, "_", "." or "-" (got 7)'],
+    ['version', 0, 'manifest.version: must be an integer >= 1 (got 0)'],
+    ['version', 1.5, 'manifest.version: must be an integer >= 1 (got 1.5)'],
+    ['version', 2 ** 53 + 2, 'manifest.version: must be an integer >= 1 (got 9007199254740994)'],
+    ['version', '2', 'manifest.version: must be an integer >= 1 (got "2")'],
+    ['classes', ['cat'], 'manifest.classes: must be an array of at least 2 labels (got ["cat"])'],
+    ['classes', 'cat,dog', 'manifest.classes: must be an array of at least 2 labels (got "cat,dog")'],
+    ['classes', ['cat', 'dog', ''], 'manifest.classes[2]: must not be empty'],
+    ['classes', ['cat', 5], 'manifest.classes[1]: must be a string (got 5)'],
     ['classes', ['cat', 'dog', 'cat'], 'manifest.classes[2]: duplicate of classes[0] "cat"'],
-    ['classes', ['cat', 'd'.repeat(129)], 'manifest.classes[1]: must be at most 128 characters, got 129'],
-    ['featureDim', 0, 'manifest.featureDim: must be an integer >= 1, got 0'],
+    ['classes', ['cat', 'd'.repeat(129)], 'manifest.classes[1]: must be at most 128 characters long (got 129)'],
+    ['featureDim', 0, 'manifest.featureDim: must be an integer >= 1 (got 0)'],
     ['featureDim', 3.5, 'manifest.featureDim: must be an integer >= 1'],
-    ['extractor', 'mobilenet', 'manifest.extractor: must be an object'],
+    ['extractor', 'mobilenet', 'manifest.extractor: must be an object (got "mobilenet")'],
+    ['extractor.id', undefined, 'manifest.extractor.id: required'],
     ['extractor.id', '', 'manifest.extractor.id: must be a non-empty string'],
     ['extractor.fingerprint', 'abc', 'manifest.extractor.fingerprint: must be 64 lowercase hex digits'],
     ['extractor.fingerprint', FP.toUpperCase(), 'manifest.extractor.fingerprint: must be 64 lowercase hex digits'],
     ['dtype', undefined, 'manifest.dtype: required'],
-    ['dtype', 32, 'manifest.dtype: must be a string, got 32'],
+    ['dtype', 32, 'manifest.dtype: must be "float32", the only dtype this agent supports (got 32)'],
     ['tensors', undefined, 'manifest.tensors: required'],
-    ['tensors.kernel', undefined, 'manifest.tensors.kernel: must be an object with a shape'],
-    ['tensors.kernel.shape', [6], 'manifest.tensors.kernel.shape: must be an array of 2 non-negative integers, got [6]'],
-    ['tensors.bias.shape', [-2], 'manifest.tensors.bias.shape: must be an array of 1 non-negative integers'],
-    ['sha256', 'deadbeef', 'manifest.sha256: must be 64 lowercase hex digits, got "deadbeef"'],
+    ['tensors.kernel', undefined, 'manifest.tensors.kernel: required'],
+    ['tensors.kernel', [3, 2], 'manifest.tensors.kernel: must be an object (got [3,2])'],
+    ['tensors.kernel.shape', [6], 'manifest.tensors.kernel.shape: must be an array of 2 non-negative integers (got [6])'],
+    ['tensors.bias.shape', [-2], 'manifest.tensors.bias.shape[0]: must be a non-negative integer (got -2)'],
+    ['sha256', 'deadbeef', 'manifest.sha256: must be 64 lowercase hex digits (got "deadbeef")'],
     ['createdAt', 'yesterday', 'manifest.createdAt: must be an ISO 8601 date-time with time zone'],
     ['createdAt', '2024-05-01T12:00:00', 'manifest.createdAt: must be an ISO 8601'],
-    ['createdAt', '2023-02-29T12:00:00Z', 'manifest.createdAt: must be an ISO 8601'],
+    ['createdAt', '2023-02-29T12:00:00Z', 'manifest.createdAt: must be an ISO 8601 date-time with time zone (e.g. 2024-05-01T12:00:00Z) (got "2023-02-29T12:00:00Z")'],
+    ['createdAt', '2024-05-01T24:00:00Z', 'manifest.createdAt: must be an ISO 8601'],
+    ['createdAt', '2024-05-01T12:00:00+24:00', 'manifest.createdAt: must be an ISO 8601'],
     ['createdAt', 1714564800000, 'manifest.createdAt: must be an ISO 8601'],
-    ['metrics', [1], 'manifest.metrics: must be an object, got an array'],
-    ['testVectors', {}, 'manifest.testVectors: must be an array'],
-    ['testVectors', [{ features: [1, 2, 3] }], 'manifest.testVectors[0].logits: must be an array of numbers'],
-    ['shadow', { frames: 0 }, 'manifest.shadow.frames: must be an integer >= 1, got 0'],
+    ['metrics', [1], 'manifest.metrics: must be an object (got [1])'],
+    ['testVectors', {}, 'manifest.testVectors: must be an array (got {})'],
+    ['testVectors', [{ features: [1, 2, 3] }], 'manifest.testVectors[0].logits: required'],
+    ['testVectors', [{ features: [1, 2, 3], logits: 'x' }], 'manifest.testVectors[0].logits: must be an array of numbers (got "x")'],
+    ['shadow', { frames: 0 }, 'manifest.shadow.frames: must be an integer >= 1 (got 0)'],
     ['shadow', { frames: 10, autoPromoteAgreement: 1.5 }, 'manifest.shadow.autoPromoteAgreement: must be a number in [0, 1]'],
     ['signature', { alg: 'rsa', keyId: '0123456789abcdef', value: 'A'.repeat(86) + '==' }, 'manifest.signature.alg: must be "ed25519"'],
     ['signature', { alg: 'ed25519', keyId: 'xyz', value: 'A'.repeat(86) + '==' }, 'manifest.signature.keyId: must be 16 lowercase hex digits'],
@@ -306,7 +325,14 @@ describe('head format: decodeHead rejects, each with its own message', () => {
     rejects(raw({ manifestBytes: new TextEncoder().encode(deep) }), 'nested deeper than 32 levels');
   });
 
-  test('unsupported dtype', () => { rejects(raw({ manifest: manifestWith('dtype', 'float16') }), 'unsupported dtype "float16" (this agent supports only "float32")'); });
+  test('schema: a missing key is reported once, as required', () => {
+    const e = rejects(raw({ manifest: manifestWith('tensors', undefined) }), 'manifest.tensors: required');
+    assert.equal(e.message, 'invalid head manifest: manifest.tensors: required');
+  });
+
+  test('unsupported dtype', () => {
+    rejects(raw({ manifest: manifestWith('dtype', 'float16') }), 'invalid head manifest: manifest.dtype: must be "float32", the only dtype this agent supports (got "float16")');
+  });
 
   test('shapes inconsistent with featureDim / classes', () => {
     rejects(raw({ manifest: manifestWith('tensors.kernel.shape', [3, 3]) }), 'shape mismatch: tensors.kernel.shape [3, 3]');

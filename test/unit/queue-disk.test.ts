@@ -1,9 +1,9 @@
 /**
- * DiskQueue-only behaviour: restarts, torn and corrupt records, meta fallback, segment files, and a real kill -9.
- * The behaviour shared with MemoryQueue is in queue-contract.test.ts.
+ * DiskQueue-only behaviour: restarts, torn and corrupt records, meta fallback, segment files. The behaviour shared
+ * with MemoryQueue is in queue-contract.test.ts; a real kill -9 of a writing process in
+ * test/integration/queue-disk-kill.test.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +14,6 @@ import type { QueuedMessage } from '../../agent/store/queue';
 import { EdgeheadError } from '../../base/errors';
 import { configureLogging } from '../../base/log';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-queue-disk-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 let dirCount = 0;
@@ -264,75 +263,4 @@ test('open() fails with an IO error when the folder cannot be created; use befor
   await q.close();
   await assert.rejects(q.peek(1), /not open/);
   assert.throws(() => new DiskQueue({ dir: freshDir(), maxBytes: 0 }), (e) => e instanceof EdgeheadError && e.code === 'BAD_CONFIG');
-});
-
-// A child process pushes (and now and then shifts) in a loop and is killed with SIGKILL; three rounds, each child
-// continuing the sequence where the survivors end. The cap is small, so drops, rolls and deletions happen too.
-const CHILD = `
-const { DiskQueue } = require(${JSON.stringify(path.join(ROOT, 'agent', 'store', 'disk-queue'))});
-const dir = process.env.Q_DIR;
-const start = Number(process.env.Q_START);
-(async () => {
-  const q = new DiskQueue({ dir, maxBytes: 64 * 1024, segmentBytes: 8 * 1024 });
-  await q.open();
-  for (let i = start; ; i++) {
-    await q.push({ topic: 'seq/' + i, payload: JSON.stringify({ i, pad: 'x'.repeat(i % 200) }), qos: 1, retain: i % 2 === 0 });
-    if (i % 7 === 0) await q.shift(2);
-    if (i % 50 === 0) process.stdout.write(JSON.stringify({ pushed: i + 1 }) + '\\n');
-  }
-})();
-`;
-
-function runChildUntilKilled(dir: string, start: number, killAfter: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '-e', CHILD], {
-      cwd: ROOT,
-      env: { ...process.env, Q_DIR: dir, Q_START: String(start), EDGEHEAD_LOG_LEVEL: 'error' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let reported = start;
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stderr.on('data', (d) => (err += d));
-    child.stdout.on('data', (d) => {
-      out += d;
-      const lines = out.split('\n');
-      out = lines.pop()!;
-      for (const line of lines) reported = Math.max(reported, (JSON.parse(line) as { pushed: number }).pushed);
-      if (reported >= killAfter && !child.killed) child.kill('SIGKILL');
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL' && reported >= killAfter) resolve(reported);
-      else reject(new Error(`child exited (code ${code}, signal ${signal}) after ${reported} pushes: ${err}`));
-    });
-  });
-}
-
-test('kill -9 while pushing and shifting: every record read back is intact, in order, without gaps', { timeout: 180_000 }, async () => {
-  const dir = freshDir();
-  let start = 0;
-  let lastDropped = 0;
-  for (let round = 0; round < 3; round++) {
-    const reported = await runChildUntilKilled(dir, start, start + 1500 + round * 337);
-    const q = await openQ(dir, { maxBytes: 64 * 1024, segmentBytes: 8 * 1024 });
-    const recs = await q.peek(q.stats().depth);
-    assert.equal(recs.length, q.stats().depth);
-    assert.ok(recs.length > 100);
-    const seq = recs.map((m) => {
-      const p = JSON.parse(m.payload) as { i: number; pad: string };
-      assert.equal(m.topic, `seq/${p.i}`);
-      assert.equal(p.pad, 'x'.repeat(p.i % 200));
-      assert.equal(m.qos, 1);
-      assert.equal(m.retain, p.i % 2 === 0);
-      return p.i;
-    });
-    assert.deepEqual(seq, range(seq[0]!, seq[0]! + seq.length), 'a contiguous run of the sequence');
-    assert.ok(seq.at(-1)! + 1 >= reported, `everything reported pushed (${reported}) survived; last is ${seq.at(-1)}`);
-    assert.ok(q.stats().dropped >= lastDropped && q.stats().dropped > 0);
-    lastDropped = q.stats().dropped;
-    start = seq.at(-1)! + 1;
-    await q.close();
-  }
 });

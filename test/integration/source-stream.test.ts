@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { HEALTHY_RUN_MS, KILL_GRACE_MS, type StreamEvent, type StreamSettings, StreamSource } from '../../agent/sources/stream';
 import { type Clock, ManualClock } from '../../base/clock';
-import { rejectsWith } from '../support/assertions';
+import { rejectsWith, waitUntil } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');
 const F1 = fs.readFileSync(path.join(FIXTURES, 'jpeg-baseline.jpg'));
@@ -230,13 +230,14 @@ describe('stream source', { timeout: 60_000 }, () => {
 
   test('a command that ignores SIGTERM gets SIGKILL after the grace period', async () => {
     const clock = new ManualClock(0);
-    const { src, rec } = make(...sh(`trap '' TERM; cat '${F1_FILE}'; while :; do sleep 1; done`), {}, clock);
+    const termed = path.join(tmp, 'sigterm-received');
+    const { src, rec } = make(...sh(`trap 'echo > "${termed}"' TERM; cat '${F1_FILE}'; while :; do sleep 1; done`), {}, clock);
     await src.start();
     await rec.waitFor('frame'); // the trap is set
     const pid = src.pid!;
     let done = false;
     const stopping = src.stop().then(() => (done = true));
-    await new Promise((r) => setTimeout(r, 300)); // SIGTERM has had time to land (and be ignored)
+    await waitUntil('SIGTERM to reach the command (and be ignored)', () => fs.existsSync(termed));
     assert.equal(done, false, 'still waiting for the command to exit');
     assert.ok(alive(pid));
     clock.advance(KILL_GRACE_MS);

@@ -18,6 +18,8 @@ const AUTH = 'Basic ' + Buffer.from('cam:s3cr:t').toString('base64');
 let server: http.Server;
 let base = '';
 const requests: http.IncomingHttpHeaders[] = [];
+/** Called when a /hang request reaches the server. */
+let hangArrived: (() => void) | undefined;
 
 before(async () => {
   server = http.createServer((req, res) => {
@@ -39,6 +41,7 @@ before(async () => {
       case '/moved':
         return void res.writeHead(302, { location: '/snap.jpg' }).end();
       case '/hang':
+        hangArrived?.();
         return; // never answers
       case '/slow-body':
         res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': String(JPEG.length) });
@@ -125,8 +128,10 @@ describe('http source', { timeout: 60_000 }, () => {
   test('stop() aborts a request in flight', async () => {
     const src = source(`${base}/hang`, { timeoutMs: 600_000 });
     await src.start();
+    const arrived = new Promise<void>((r) => (hangArrived = r));
     const capture = rejectsWith(src.capture(), 'CAPTURE', /aborted, the source was stopped/);
-    await new Promise((r) => setTimeout(r, 50));
+    await arrived; // the request is at the server, waiting for an answer
+    hangArrived = undefined;
     await src.stop();
     await capture;
     await rejectsWith(src.capture(), 'CAPTURE', /not started/);

@@ -88,7 +88,7 @@ describe('edgehead head keygen', () => {
   test('a bad --name is a usage error', async () => {
     const r = await runCli(['head', 'keygen', '--out', tmpDir(), '--name', '../x']);
     assert.equal(r.code, 2);
-    assertOneLineError(r.stderr, /--name must be 1-64 characters/);
+    assertOneLineError(r.stderr, /--name must be 1 to 64 letters, digits/);
   });
 });
 

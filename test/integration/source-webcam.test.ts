@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import { type WebcamSettings, WebcamSource } from '../../agent/sources/webcam';
-import { rejectsWith } from '../support/assertions';
+import { rejectsWith, waitUntil } from '../support/assertions';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures/images');
 const JPEG_FILE = path.join(FIXTURES, 'jpeg-baseline.jpg');
@@ -85,12 +85,14 @@ describe('webcam source', { timeout: 60_000 }, () => {
   });
 
   test('stop() kills a capture in flight', async () => {
-    const src = webcam(fake('exec sleep 1000'), { timeoutMs: 600_000 });
+    const pidFile = path.join(tmp, 'in-flight.pid');
+    const src = webcam(fake(`echo $$ > '${pidFile}.tmp'; mv '${pidFile}.tmp' '${pidFile}'; exec sleep 1000`), { timeoutMs: 600_000 });
     await src.start();
     const capture = rejectsWith(src.capture(), 'CAPTURE', /stopped/);
-    await new Promise((r) => setTimeout(r, 100));
+    const pid = await waitUntil('the fake fswebcam to run', () => fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')));
     await src.stop();
     await capture;
+    assert.equal(alive(pid), false, 'the capture process is gone');
   });
 
   test('fswebcam missing: a clear CAPTURE error', async () => {

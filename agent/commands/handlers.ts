@@ -1,0 +1,39 @@
+/** The device's command handlers, one per command of protocol/commands.ts, over the services they drive. */
+import { EdgeheadError } from '../../base/errors';
+import type { BirthMessage, HeadStateMessage, PredictionMessage, TelemetryMessage } from '../../protocol/messages';
+import type { FrameLoop } from '../frames/frame-loop';
+import type { HeadManager } from '../hot-swap/head-manager';
+import type { Scheduler } from '../schedule/scheduler';
+import type { CommandHandlers } from './command-router';
+
+/** How often `capture` waits for a scheduled frame in flight to finish before it gives up. */
+const CAPTURE_ATTEMPTS = 3;
+
+export interface CommandTargets {
+  frames: Pick<FrameLoop, 'capture'>;
+  scheduler: Pick<Scheduler, 'runNow' | 'idle'>;
+  heads: Pick<HeadManager, 'rollback' | 'promote' | 'discard' | 'armShadow'>;
+  status: () => { birth: BirthMessage; telemetry: TelemetryMessage; head: HeadStateMessage };
+}
+
+export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
+  return {
+    // The reply is this frame's prediction, or this frame's error: never an older frame's.
+    async capture(): Promise<PredictionMessage> {
+      for (let attempt = 0; attempt < CAPTURE_ATTEMPTS; attempt++) {
+        const ran = await t.scheduler.runNow(() => t.frames.capture());
+        if (ran) return ran.value;
+        await t.scheduler.idle(); // a scheduled frame is in flight: take the next turn
+      }
+      throw new EdgeheadError('CAPTURE', 'frames are still in flight; try again');
+    },
+    status: async () => t.status(),
+    rollback: () => t.heads.rollback(),
+    promote: () => t.heads.promote(),
+    discard: () => t.heads.discard(),
+    async shadow(args) {
+      t.heads.armShadow(args.frames, args.autoPromoteAgreement);
+      return { armed: true, frames: args.frames, note: 'the next head received runs in shadow mode' };
+    },
+  };
+}

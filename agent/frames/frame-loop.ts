@@ -1,0 +1,173 @@
+/**
+ * The frame loop: capture -> classify -> filter -> publish, one frame at a time (the scheduler never overlaps runs).
+ * A frame finishes on the head it started with: a head installed meanwhile (hot-swap) takes the next frame, and
+ * the replaced head is disposed once no frame in flight uses it. It is the head manager's port to the classifier.
+ */
+import { describeError } from '../../base/errors';
+import { createLogger } from '../../base/log';
+import { type PredictionMessage, predictionMessage } from '../../protocol/messages';
+import type { EventBus } from '../events';
+import type { HeadPort } from '../hot-swap/head-manager';
+import type { Classifier } from '../inference/classifier';
+import type { DenseHead } from '../inference/dense-head';
+import type { FrameSource } from '../sources/source';
+import type { FrameStats } from '../telemetry/stats';
+import type { PredictionFilter } from './prediction-filter';
+
+const log = createLogger('frames');
+
+export interface FrameLoopDeps {
+  source: FrameSource;
+  classifier: Classifier;
+  filter: PredictionFilter;
+  /** Sends a prediction on its way (the reliable publisher); resolves once it is sent or safely queued. */
+  publish: (msg: PredictionMessage) => Promise<void>;
+  events: EventBus;
+  stats: FrameStats;
+  /** This start's run number (state/run-counter.ts). */
+  run: number;
+  extractorId: string;
+  /** Readable prediction lines (predictions.console); undefined = off. */
+  print?: (line: string) => void;
+}
+
+export class FrameLoop implements HeadPort {
+  private frameId = 0;
+  private last: PredictionMessage | undefined;
+  private inFlight = 0;
+  private retired: DenseHead[] = [];
+
+  constructor(private readonly deps: FrameLoopDeps) {}
+
+  startSource(): Promise<void> {
+    return this.deps.source.start();
+  }
+
+  stopSource(): Promise<void> {
+    return this.deps.source.stop();
+  }
+
+  /** The prediction of the last classified frame, if any. */
+  get lastPrediction(): PredictionMessage | undefined {
+    return this.last;
+  }
+
+  /** A scheduled frame: a failure is logged and counted, and the loop goes on. */
+  async tick(): Promise<void> {
+    try {
+      await this.classifyFrame();
+    } catch (e) {
+      log.warn('frame failed', { error: describeError(e) });
+    }
+  }
+
+  /** A frame on request (the capture command): its own prediction, or its own error. Never filtered. */
+  capture(): Promise<PredictionMessage> {
+    return this.classifyFrame('capture');
+  }
+
+  private async classifyFrame(reason?: 'capture'): Promise<PredictionMessage> {
+    const { classifier, stats } = this.deps;
+    const t0 = performance.now();
+    const pinned = classifier.head;
+    this.inFlight++;
+    try {
+      let msg: PredictionMessage;
+      try {
+        const frame = await this.deps.source.capture();
+        const result = classifier.classify(frame.bytes, pinned);
+        msg = predictionMessage({
+          capturedAt: frame.capturedAt,
+          run: this.deps.run,
+          frameId: ++this.frameId,
+          source: frame.origin,
+          top: result.predictions,
+          head: pinned.manifest,
+          extractor: this.deps.extractorId,
+          ms: { capture: frame.captureMs, ...result.timings },
+          reason,
+        });
+        stats.ok++;
+        stats.record({ ...msg.ms, total: performance.now() - t0 });
+      } catch (e) {
+        stats.failed++;
+        throw e;
+      }
+      if (pinned === classifier.head) await this.deps.events.emit('frameClassified', { features: classifier.lastFeatures!, top1: msg.top[0]!.label });
+      this.last = msg;
+      await this.emit(msg);
+      return msg;
+    } finally {
+      if (--this.inFlight === 0) this.disposeRetired();
+    }
+  }
+
+  /** The last frame predicted again by the (new) active head, published at once (reason "head-swap"). */
+  async repredictLast(): Promise<void> {
+    const { classifier } = this.deps;
+    const last = this.last;
+    const features = classifier.lastFeatures;
+    if (!last || !features) return;
+    const t0 = performance.now();
+    const top = classifier.predictFeatures(features);
+    const msg = predictionMessage({
+      capturedAt: Date.parse(last.ts),
+      run: last.run,
+      frameId: ++this.frameId,
+      source: last.source,
+      top,
+      head: classifier.head.manifest,
+      extractor: last.extractor,
+      ms: { capture: 0, decode: 0, resize: 0, extract: 0, head: performance.now() - t0 },
+      reason: 'head-swap',
+    });
+    this.last = msg;
+    await this.emit(msg);
+  }
+
+  private async emit(msg: PredictionMessage): Promise<void> {
+    const { filter, stats } = this.deps;
+    const decision = msg.reason ? ({ publish: true } as const) : filter.decide(msg.top[0]!);
+    this.deps.print?.(formatPrediction(msg, decision.publish));
+    if (!decision.publish) {
+      stats.suppressed++;
+      return;
+    }
+    await this.deps.publish(msg);
+    stats.published++;
+  }
+
+  // HeadPort ---------------------------------------------------------------------------------------------------
+
+  lastFeatures(): Float32Array | undefined {
+    return this.deps.classifier.lastFeatures;
+  }
+
+  top1(head: DenseHead, features: Float32Array): string {
+    return this.deps.classifier.predictFeatures(features, head)[0]!.label;
+  }
+
+  install(head: DenseHead): void {
+    this.deps.filter.reset(); // the labels may mean something else now
+    const old = this.deps.classifier.swapHead(head);
+    if (this.inFlight > 0) this.retired.push(old);
+    else old.dispose();
+  }
+
+  private disposeRetired(): void {
+    for (const h of this.retired.splice(0)) h.dispose();
+  }
+
+  /** Disposes the heads it holds (after the scheduler stopped). */
+  dispose(): void {
+    this.disposeRetired();
+    this.deps.classifier.head.dispose();
+  }
+}
+
+export function formatPrediction(msg: PredictionMessage, published: boolean): string {
+  const [top, ...rest] = msg.top;
+  const others = rest.map((p) => `${p.label} ${p.score.toFixed(2)}`).join(', ');
+  const total = Object.values(msg.ms).reduce((a, b) => a + b, 0);
+  return `#${msg.frameId} ${msg.source}: ${top!.label} ${top!.score.toFixed(2)}${others ? ` (${others})` : ''}  ${total.toFixed(0)} ms${published ? '' : '  [not published]'}${msg.reason ? `  [${msg.reason}]` : ''}`;
+}

@@ -1,0 +1,38 @@
+/** One telemetry message from the agent's counters and the machine's state. */
+import * as tf from '@tensorflow/tfjs-core';
+import type { BrokerStats } from '../../mqtt/broker';
+import type { BackendSummary, TelemetryMessage } from '../../protocol/messages';
+import type { SchedulerStats } from '../schedule/scheduler';
+import type { QueueStats } from '../store/queue';
+import type { FrameStats } from './stats';
+import { cpuTemperatureC, diskFreeMB, loadAverage, memoryMB } from './system';
+
+export interface TelemetrySources {
+  now: number;
+  startedAt: number;
+  deviceId: string;
+  stateDir: string;
+  frames: FrameStats;
+  scheduler: SchedulerStats;
+  queue: QueueStats;
+  broker: BrokerStats;
+  backend: BackendSummary;
+}
+
+export function telemetrySnapshot(s: TelemetrySources): TelemetryMessage {
+  return {
+    ts: new Date(s.now).toISOString(),
+    device: s.deviceId,
+    uptimeSec: Math.max(0, Math.round((s.now - s.startedAt) / 1000)),
+    frames: { ok: s.frames.ok, skipped: s.scheduler.skipped, failed: s.frames.failed, published: s.frames.published, suppressed: s.frames.suppressed },
+    latencyMs: s.frames.percentiles(),
+    ...memoryMB(),
+    tensors: tf.memory().numTensors,
+    cpuTempC: cpuTemperatureC(),
+    loadAvg: loadAverage(),
+    diskFreeMB: diskFreeMB(s.stateDir),
+    mqtt: { connected: s.broker.connected, reconnects: s.broker.reconnects },
+    offlineQueue: { depth: s.queue.depth, bytes: s.queue.bytes, dropped: s.queue.dropped },
+    backend: s.backend,
+  };
+}
