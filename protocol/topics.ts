@@ -18,6 +18,9 @@ export type DeviceTopicKind = (typeof DEVICE_TOPIC_KINDS)[number];
 const GROUPS = 'groups';
 const FLEET = 'all';
 
+/** Topic levels with a meaning after the prefix: a device id may not be one of them (it would be ambiguous). */
+export const RESERVED_FIRST_LEVELS: readonly string[] = [GROUPS, FLEET];
+
 export type ParsedTopic = { kind: Exclude<DeviceTopicKind, 'head/set'>; device: string } | { kind: 'head/set'; scope: HeadScope };
 
 /** One device's topics: what it publishes and what it subscribes to. */
@@ -79,7 +82,7 @@ export function parseTopic(prefix: string, topic: string): ParsedTopic | undefin
   if (first === GROUPS && rest.length === 3 && rest[1] === 'head' && rest[2] === 'set') {
     return { kind: 'head/set', scope: { kind: 'group', group: rest[0]! } };
   }
-  if (!(DEVICE_TOPIC_KINDS as readonly string[]).includes(kind)) return undefined;
+  if (!(DEVICE_TOPIC_KINDS as readonly string[]).includes(kind) || RESERVED_FIRST_LEVELS.includes(first)) return undefined;
   if (kind === 'head/set') return { kind, scope: { kind: 'device', device: first } };
   return { kind: kind as Exclude<DeviceTopicKind, 'head/set'>, device: first };
 }
@@ -95,9 +98,6 @@ export function scopeRank(scope: HeadScope | undefined): number {
   if (!scope) return 0;
   return scope.kind === 'device' ? 3 : scope.kind === 'group' ? 2 : 1;
 }
-
-/** Topic levels with a meaning after the prefix: a device id may not be one of them (it would be ambiguous). */
-export const RESERVED_FIRST_LEVELS: readonly string[] = [GROUPS, FLEET];
 
 /** One row of the topic table in docs/mqtt.md (generated from here by protocol/docs.ts). */
 export interface TopicDoc {
