@@ -161,7 +161,7 @@ function fail(errors: string[]): never {
 
 const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** A date-time the pattern accepts but the calendar does not (Feb 30, 25:00, +24:00)? */
+/** Whether a date-time that matches the pattern is also on the calendar (no Feb 30, no 24:00, no +24:00 offset). */
 function isRealDate(s: string): boolean {
   const m = ISO_RE.exec(s);
   if (!m) return false;
@@ -215,12 +215,13 @@ function fieldErrors(m: Obj): string[] {
   const errors: string[] = [];
   if (Array.isArray(m.classes)) {
     const seen = new Map<string, number>();
-    m.classes.forEach((c: unknown, i) => {
-      if (typeof c !== 'string') return;
+    for (let i = 0; i < m.classes.length && errors.length < MAX_ERRORS; i++) {
+      const c: unknown = m.classes[i];
+      if (typeof c !== 'string') continue;
       const first = seen.get(c);
       if (first === undefined) seen.set(c, i);
       else errors.push(`manifest.classes[${i}]: duplicate of classes[${first}] ${JSON.stringify(c)}`);
-    });
+    }
   }
   const createdAt = m.createdAt;
   if (typeof createdAt === 'string' && ISO_RE.test(createdAt) && !isRealDate(createdAt)) {
