@@ -8,18 +8,19 @@
  *                              (default 1 MiB; smaller for small caps). A segment is deleted once fully consumed.
  *   meta                      where the head is (segment number + byte offset) and the dropped count.
  *
- * Record (little-endian):  u32 bodyLen | u32 crc32(the 4 bodyLen bytes, then body) | body
- *   body:                  u8 flags (bits 0-1 qos, bit 2 retain, bits 3-7 zero) | u16 topicLen | topic UTF-8 | payload UTF-8
- * A torn or corrupt record (bad length, checksum, flags) ends the readable part of its segment: open() warns, skips
- * the rest of that segment and, for the last segment, truncates the file there so new records follow valid ones.
- * Only the last segment can be torn by a power cut: a segment is fdatasync'ed before the next one is started.
+ * Modules: queue-record.ts (the record format, shared with MemoryQueue for sizes), queue-meta.ts (the meta file's
+ * format), queue-segments.ts (segment files: naming, loading on open, reading records back); this file is the queue.
  *
- * meta: two 44-byte slots at offsets 0 and 4096 (different flash pages), written alternately in place (no rename,
- * no new inode): "EHQM" | u32 version 1 | u64 seq | u64 headSegment | u64 headOffset | u64 dropped | u32 crc32 of
- * the previous 40 bytes. open() uses the valid slot with the highest seq, so a torn meta write falls back to the state
- * before it. Meta is written on every shift and every cap drop (one small pwrite), so shifted records do not come
- * back after a process crash. Delivery is at-least-once: a crash between the broker's acknowledgement and shift()
- * (or a power cut before meta reaches the card) re-delivers those messages; the publisher tolerates duplicates.
+ * Each segment is a sequence of records, one per message. A torn or corrupt record (bad length, checksum, flags) ends
+ * the readable part of its segment: open() warns, skips the rest of that segment and, for the last segment, truncates
+ * the file there so new records follow valid ones. Only the last segment can be torn by a power cut: a segment is
+ * fdatasync'ed before the next one is started.
+ *
+ * meta: two checksummed slots written alternately in place; open() uses the newer valid one, so a torn meta write
+ * falls back to the state before it. Meta is written on every shift and every cap drop (one small pwrite), so shifted
+ * records do not come back after a process crash. Delivery is at-least-once: a crash between the broker's
+ * acknowledgement and shift() (or a power cut before meta reaches the card) re-delivers those messages; the publisher
+ * tolerates duplicates.
  *
  * fsync policy (the trade-off): every push is one write() straight to the segment, so when push() resolves the record
  * is in the kernel page cache and survives the agent crashing or being killed (-9, OOM, systemd timeout). Flushing to
@@ -42,24 +43,16 @@ import * as path from 'node:path';
 import { EdgeheadError, describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
 import type { MessageQueue, QueuedMessage, QueueStats } from './queue';
-import { crc32 } from '../../base/crc32';
 import { fsyncDirAsync } from '../../base/durable-file';
+import { checkCount, encodeRecord, oversizeError } from './queue-record';
+import { META_FILE, encodeMeta, metaSlotOffset, readMeta } from './queue-meta';
+import { type Segment, loadSegments, readRecordRun, segmentPath } from './queue-segments';
 
 const log = createLogger('queue');
 
-/** Bytes of a record header (length + checksum). */
-export const RECORD_HEADER_BYTES = 8;
-const BODY_FIXED_BYTES = 3;
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * 1024;
 const MIN_AUTO_SEGMENT_BYTES = 64 * 1024;
 const SYNC_INTERVAL_MS = 5000;
-const META_FILE = 'meta';
-const META_MAGIC = 'EHQM';
-const META_VERSION = 1;
-const META_SLOT_BYTES = 44;
-const META_SLOT_STRIDE = 4096;
-const SEGMENT_RE = /^(\d{16})\.seg$/;
 
 export interface DiskQueueOptions {
   /** Folder of the queue (created if missing). */
@@ -70,82 +63,6 @@ export interface DiskQueueOptions {
   segmentBytes?: number;
   /** Coalescing window of fdatasync; 0 = fdatasync before every push resolves. Default 5000. */
   syncIntervalMs?: number;
-}
-
-// ---- record codec (shared with MemoryQueue so both apply the cap to the same sizes) ----
-
-
-/** Size of a message's record on disk: what counts against the cap in both queue implementations. */
-export function recordBytes(msg: QueuedMessage): number {
-  return RECORD_HEADER_BYTES + BODY_FIXED_BYTES + Buffer.byteLength(msg.topic, 'utf8') + Buffer.byteLength(msg.payload, 'utf8');
-}
-
-export function encodeRecord(msg: QueuedMessage): Buffer {
-  const topicLen = Buffer.byteLength(msg.topic, 'utf8');
-  if (topicLen > 0xffff) throw new EdgeheadError('MQTT', `offline queue: topic of ${topicLen} bytes is longer than MQTT allows (65535)`);
-  if (msg.qos !== 0 && msg.qos !== 1 && msg.qos !== 2) throw new EdgeheadError('MQTT', `offline queue: bad qos ${String(msg.qos)}`);
-  const bodyLen = BODY_FIXED_BYTES + topicLen + Buffer.byteLength(msg.payload, 'utf8');
-  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + bodyLen);
-  buf.writeUInt32LE(bodyLen, 0);
-  buf[8] = msg.qos | (msg.retain ? 4 : 0);
-  buf.writeUInt16LE(topicLen, 9);
-  buf.write(msg.topic, 11, 'utf8');
-  buf.write(msg.payload, 11 + topicLen, 'utf8');
-  buf.writeUInt32LE(crc32(buf.subarray(8), crc32(buf.subarray(0, 4))), 4);
-  return buf;
-}
-
-/** Decodes the record at `off`; a string says why it is not a valid record. */
-export function decodeRecord(buf: Buffer, off: number): { msg: QueuedMessage; size: number } | string {
-  const avail = buf.length - off;
-  if (avail < RECORD_HEADER_BYTES) return `truncated header (${avail} bytes)`;
-  const bodyLen = buf.readUInt32LE(off);
-  if (bodyLen < BODY_FIXED_BYTES || bodyLen > MAX_BODY_BYTES) return `bad length ${bodyLen}`;
-  if (bodyLen > avail - RECORD_HEADER_BYTES) return `truncated record (${avail - RECORD_HEADER_BYTES} of ${bodyLen} bytes)`;
-  const body = buf.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + bodyLen);
-  if (crc32(body, crc32(buf.subarray(off, off + 4))) !== buf.readUInt32LE(off + 4)) return 'checksum mismatch';
-  const flags = body[0]!;
-  if ((flags & ~7) !== 0 || (flags & 3) === 3) return `bad flags ${flags}`;
-  const topicLen = body.readUInt16LE(1);
-  if (BODY_FIXED_BYTES + topicLen > bodyLen) return `bad topic length ${topicLen}`;
-  return {
-    msg: {
-      topic: body.toString('utf8', BODY_FIXED_BYTES, BODY_FIXED_BYTES + topicLen),
-      payload: body.toString('utf8', BODY_FIXED_BYTES + topicLen),
-      qos: (flags & 3) as 0 | 1 | 2,
-      retain: (flags & 4) !== 0,
-    },
-    size: RECORD_HEADER_BYTES + bodyLen,
-  };
-}
-
-/** peek/shift counts: non-negative integers. */
-export function checkCount(what: string, n: number): void {
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what}: count must be a non-negative integer (got ${n})`);
-}
-
-export function oversizeError(size: number, maxBytes: number): EdgeheadError {
-  return new EdgeheadError('IO', `offline queue: a message of ${size} bytes does not fit in the ${maxBytes}-byte buffer`, {
-    hint: 'raise offline.maxMB',
-  });
-}
-
-// ---- the queue ----
-
-interface Segment {
-  seq: number;
-  /** Bytes in the file (valid records, plus unreadable bytes left in a non-last segment). */
-  size: number;
-  /** Record sizes in file order; records before `first` are consumed. */
-  recs: number[];
-  first: number;
-}
-
-interface Meta {
-  seq: number;
-  headSeg: number;
-  headOff: number;
-  dropped: number;
 }
 
 export class DiskQueue implements MessageQueue {
@@ -290,7 +207,7 @@ export class DiskQueue implements MessageQueue {
   }
 
   private segPath(seq: number): string {
-    return path.join(this.dir, `${String(seq).padStart(16, '0')}.seg`);
+    return segmentPath(this.dir, seq);
   }
 
   private async recover(): Promise<void> {
@@ -301,64 +218,21 @@ export class DiskQueue implements MessageQueue {
     this.dropped = meta?.dropped ?? 0;
     this.metaSeq = meta?.seq ?? 0;
 
-    const seqs = (await fsp.readdir(this.dir))
-      .map((f) => SEGMENT_RE.exec(f)?.[1])
-      .filter((s): s is string => s !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-    let headSeg = meta?.headSeg ?? 0;
-    let headOff = meta?.headOff ?? 0;
-    let changed = meta === undefined;
+    const loaded = await loadSegments(this.dir, meta);
+    this.segments = loaded.segments;
+    for (const seg of this.segments) {
+      for (const size of seg.recs) this.bytes += size;
+      this.depth += seg.recs.length;
+    }
+    let headSeg: number;
+    let headOff = loaded.headOff;
+    let changed = meta === undefined || loaded.headChanged;
     if (meta === undefined) this.dirty.dir = true; // the meta file may be new
-    for (const seq of seqs.filter((s) => s < headSeg)) {
-      // Consumed, but the process stopped between writing meta and deleting the file.
-      await fsp.unlink(this.segPath(seq));
-      this.dirty.dir = true;
-    }
-    const live = seqs.filter((s) => s >= headSeg);
-    if (live[0] !== headSeg) {
-      if (meta && live.length > 0) log.debug('offline queue: head segment is gone; starting at the next one', { headSeg, next: live[0] });
-      headOff = 0;
-      changed = true;
-    }
-
-    for (const [i, seq] of live.entries()) {
-      const isHead = i === 0;
-      const isTail = i === live.length - 1;
-      const buf = await fsp.readFile(this.segPath(seq));
-      let off = isHead ? Math.min(headOff, buf.length) : 0;
-      if (isHead && off !== headOff) {
-        headOff = off;
-        changed = true;
-      }
-      const recs: number[] = [];
-      while (off < buf.length) {
-        const r = decodeRecord(buf, off);
-        if (typeof r === 'string') {
-          log.warn('offline queue: skipping a torn or corrupt record and the rest of its segment', {
-            segment: path.basename(this.segPath(seq)),
-            offset: off,
-            skippedBytes: buf.length - off,
-            reason: r,
-          });
-          break;
-        }
-        recs.push(r.size);
-        off += r.size;
-      }
-      let size = buf.length;
-      if (isTail && off < buf.length) {
-        await fsp.truncate(this.segPath(seq), off);
-        size = off;
-        this.dirty.seg = true;
-      }
-      this.segments.push({ seq, size, recs, first: 0 });
-      for (const s of recs) this.bytes += s;
-      this.depth += recs.length;
-    }
+    if (loaded.deleted) this.dirty.dir = true;
+    if (loaded.truncated) this.dirty.seg = true;
 
     if (this.segments.length === 0) {
-      const seq = Math.max(headSeg, seqs.at(-1) ?? 0) + 1;
+      const seq = loaded.lastSeq + 1;
       this.tailFh = await fsp.open(this.segPath(seq), 'w', 0o644);
       this.segments.push({ seq, size: 0, recs: [], first: 0 });
       this.dirty.dir = true;
@@ -417,15 +291,8 @@ export class DiskQueue implements MessageQueue {
 
   private async writeMeta(): Promise<void> {
     this.metaSeq++;
-    const b = Buffer.alloc(META_SLOT_BYTES);
-    b.write(META_MAGIC, 0, 'latin1');
-    b.writeUInt32LE(META_VERSION, 4);
-    b.writeBigUInt64LE(BigInt(this.metaSeq), 8);
-    b.writeBigUInt64LE(BigInt(this.segments[0]!.seq), 16);
-    b.writeBigUInt64LE(BigInt(this.headOff), 24);
-    b.writeBigUInt64LE(BigInt(this.dropped), 32);
-    b.writeUInt32LE(crc32(b.subarray(0, 40)), 40);
-    await writeAll(this.metaFh!, b, (this.metaSeq % 2) * META_SLOT_STRIDE);
+    const slot = encodeMeta({ seq: this.metaSeq, headSeg: this.segments[0]!.seq, headOff: this.headOff, dropped: this.dropped });
+    await writeAll(this.metaFh!, slot, metaSlotOffset(this.metaSeq));
     this.dirty.meta = true;
   }
 
@@ -491,33 +358,14 @@ export class DiskQueue implements MessageQueue {
 
   /** Reads `count` records of `seg` starting at byte `start`; stops early at a record that does not decode. */
   private async readRecords(seg: Segment, start: number, count: number): Promise<{ msgs: QueuedMessage[]; error?: string }> {
-    const first = seg.first; // non-zero only in the head segment, where start is headOff
-    let len = 0;
-    for (let i = 0; i < count; i++) len += seg.recs[first + i]!;
     if (this.reader?.seq !== seg.seq) {
       const old = this.reader;
       this.reader = undefined;
       await old?.fh.close();
       this.reader = { seq: seg.seq, fh: await fsp.open(this.segPath(seg.seq), 'r') };
     }
-    const buf = Buffer.allocUnsafe(len);
-    let got = 0;
-    while (got < len) {
-      const { bytesRead } = await this.reader.fh.read(buf, got, len - got, start + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    const data = buf.subarray(0, got);
-    const msgs: QueuedMessage[] = [];
-    let off = 0;
-    for (let i = 0; i < count; i++) {
-      const r = decodeRecord(data, off);
-      if (typeof r === 'string') return { msgs, error: r };
-      if (r.size !== seg.recs[first + i]) return { msgs, error: 'record size changed' };
-      msgs.push(r.msg);
-      off += r.size;
-    }
-    return { msgs };
+    // seg.first is non-zero only in the head segment, where start is headOff.
+    return readRecordRun(this.reader.fh, start, seg.recs.slice(seg.first, seg.first + count));
   }
 
   private async closeFiles(): Promise<void> {
@@ -534,31 +382,4 @@ async function writeAll(fh: fsp.FileHandle, buf: Buffer, position: number | null
     const { bytesWritten } = await fh.write(buf, off, buf.length - off, position === null ? null : position + off);
     off += bytesWritten;
   }
-}
-
-async function readMeta(file: string): Promise<Meta | undefined> {
-  let buf: Buffer;
-  try {
-    buf = await fsp.readFile(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  let best: Meta | undefined;
-  for (const at of [0, META_SLOT_STRIDE]) {
-    const slot = buf.subarray(at, at + META_SLOT_BYTES);
-    if (slot.length < META_SLOT_BYTES || slot.toString('latin1', 0, 4) !== META_MAGIC) continue;
-    if (crc32(slot.subarray(0, 40)) !== slot.readUInt32LE(40) || slot.readUInt32LE(4) !== META_VERSION) continue;
-    const m: Meta = {
-      seq: Number(slot.readBigUInt64LE(8)),
-      headSeg: Number(slot.readBigUInt64LE(16)),
-      headOff: Number(slot.readBigUInt64LE(24)),
-      dropped: Number(slot.readBigUInt64LE(32)),
-    };
-    if (!best || m.seq > best.seq) best = m;
-  }
-  if (!best && buf.length > 0) {
-    log.warn('offline queue: meta file unreadable; starting from the oldest segment (some messages may be sent again)', { file });
-  }
-  return best;
 }

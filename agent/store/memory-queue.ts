@@ -3,7 +3,7 @@
  * drop-oldest semantics as DiskQueue (sizes are the on-disk record sizes), but nothing survives the process and
  * `dropped` starts at 0.
  */
-import { checkCount, oversizeError, recordBytes } from './disk-queue';
+import { checkCount, oversizeError, recordBytes } from './queue-record';
 import type { MessageQueue, QueuedMessage, QueueStats } from './queue';
 
 export class MemoryQueue implements MessageQueue {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { decodeRecord } from '../../agent/store/disk-queue';
+import { decodeRecord } from '../../agent/store/queue-record';
 import { AgentProcess, Collector, testConfig } from '../support/agent-process';
 import { Mosquitto, MOSQUITTO } from '../support/mosquitto';
 
