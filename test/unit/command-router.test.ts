@@ -16,7 +16,10 @@ type Call = [string, unknown];
 function router(over: Partial<CommandHandlers> = {}): { r: CommandRouter; calls: Call[]; handle: (p: string | Uint8Array) => Promise<CommandReply> } {
   const calls: Call[] = [];
   const handlers: CommandHandlers = {
-    capture: async (args) => void calls.push(['capture', args]) ?? { label: 'cat', score: 0.9 },
+    capture: async (args) => {
+      calls.push(['capture', args]);
+      return { label: 'cat' };
+    },
     status: async (args) => {
       calls.push(['status', args]);
       return { online: true };

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReliablePublisher } from '../../agent/publish/reliable-publisher';
-import { recordBytes } from '../../agent/store/disk-queue';
+import { recordBytes } from '../../agent/store/queue-record';
 import { MemoryQueue } from '../../agent/store/memory-queue';
 import type { QueuedMessage } from '../../agent/store/queue';
 import { configureLogging } from '../../base/log';
