@@ -14,9 +14,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { progressBar } from '../base/progress';
 import { freePort } from '../test/support/mosquitto';
+import { cpuNoise, machineCpuMs, processCpuMs } from './machine';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
 
 const root = path.resolve(__dirname, '..');
@@ -99,29 +99,6 @@ class BenchProcess {
 
   kill(): void {
     this.child.kill();
-  }
-}
-
-/** CPU time (ms) used so far by a process and all its threads, from /proc (Linux; 0 elsewhere). */
-function processCpuMs(pid: number): number {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in USER_HZ (100 on Linux)
-  } catch {
-    return 0;
-  }
-}
-
-/** Busy and total CPU time of the whole machine (ms, all cores), from /proc/stat. */
-function machineCpuMs(): { busy: number; total: number } | undefined {
-  try {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0) * 10;
-    const idle = (f[3]! + f[4]!) * 10;
-    return { busy: total - idle, total };
-  } catch {
-    return undefined;
   }
 }
 
@@ -218,30 +195,6 @@ async function runConfigs(configs: Config[], turn: number, sequential: boolean):
   }
   const otherLoadCores = elapsed > 0 ? round2(otherBusy / elapsed) : null;
   return { results: configs.map((c, i) => summarise(c, readies[i]!, samples[i]!, dones[i]!, turnMedians[i]!)), otherLoadCores };
-}
-
-/**
- * How much CPU time a busy thread loses on this machine right now: one thread per CPU spins for `seconds` reading the
- * clock; every jump over 50 us is time it did not run (preempted by other work, interrupts, or the hypervisor
- * running another guest). Returns the share lost, averaged over the threads, and the longest single gap.
- */
-async function cpuNoise(seconds: number): Promise<{ lostPercent: number; maxGapMs: number }> {
-  const src = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    const end = process.hrtime.bigint() + BigInt(workerData * 1e9);
-    let last = process.hrtime.bigint(), lost = 0n, max = 0n;
-    for (;;) { const t = process.hrtime.bigint(); const g = t - last; if (g > 50000n) { lost += g; if (g > max) max = g; } last = t; if (t > end) break; }
-    parentPort.postMessage([Number(lost) / (workerData * 1e9), Number(max) / 1e6]);`;
-  const runs = await Promise.all(
-    os.cpus().map(
-      () =>
-        new Promise<[number, number]>((resolve, reject) => {
-          const w = new Worker(src, { eval: true, workerData: seconds });
-          w.once('message', resolve).once('error', reject);
-        }),
-    ),
-  );
-  return { lostPercent: round2((100 * runs.reduce((a, r) => a + r[0], 0)) / runs.length), maxGapMs: round2(Math.max(...runs.map((r) => r[1]))) };
 }
 
 function runScript(script: string): Promise<string> {

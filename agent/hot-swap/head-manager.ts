@@ -1,6 +1,7 @@
 /**
  * Head hot-swap on the device: receive -> validate -> persist atomically -> warm up on the cached features of the
- * last frame -> swap between frames -> dispose the old head -> publish head/state -> re-predict the last frame.
+ * last frame -> swap between frames (through the HeadPort: the frame loop) -> emit headState and headChanged (the
+ * composition root turns them into head/state, a new retained birth and a re-prediction of the last frame).
  * A rejected payload changes nothing: it is kept aside with its reason. Also rollback, and shadow mode (a candidate
  * runs beside the active head for N frames; promote/discard, or automatic promotion above an agreement rate).
  * Payloads are processed one at a time, in arrival order.
@@ -105,10 +106,6 @@ export class HeadManager {
   /** Precedence of the topic a head came on (device > group > fleet); 0 for the initial head. */
   private rank(topic: string | undefined): number {
     return topic === undefined ? 0 : scopeRank(headScopeOf(this.deps.topicPrefix, topic));
-  }
-
-  get activeManifest() {
-    return this.active.head.manifest;
   }
 
   /** Serializes head operations. */
