@@ -39,6 +39,7 @@ import { Classifier } from './inference/classifier';
 import { DenseHead } from './inference/dense-head';
 import { Teardown } from './lifecycle';
 import { Presence, statusOffline } from './presence';
+import { Problems } from './problems';
 import { ReliablePublisher } from './publish/reliable-publisher';
 import { Scheduler } from './schedule/scheduler';
 import { createFrameSource } from './sources';
@@ -65,6 +66,7 @@ export interface AgentDeps {
   print?: (line: string) => void;
   /** predictions.console "auto" resolves to this. */
   consoleAuto?: boolean;
+  problems?: Problems;
 }
 
 export interface Agent {
@@ -72,6 +74,7 @@ export interface Agent {
   readonly run: number;
   readonly topics: DeviceTopics;
   readonly stats: FrameStats;
+  readonly problems: Problems;
   birthMessage(): BirthMessage;
   telemetry(): TelemetryMessage;
   /** Connects, starts the frame source and the schedule. */
@@ -87,6 +90,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
   const clock = deps.clock ?? systemClock;
   const startedAt = clock.now();
   const teardown = new Teardown();
+  const problems = deps.problems ?? new Problems(() => clock.now());
   try {
     fs.mkdirSync(cfg.stateDir, { recursive: true });
     const run = nextRunNumber(cfg.stateDir);
@@ -182,6 +186,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         queue: queue.stats(),
         broker: broker.stats(),
         backend: summary,
+        problems: problems.list(),
       });
     const presence = new Presence({ broker, topics, deviceId, clock, telemetryIntervalSec: cfg.telemetry.intervalSec, birth, headState: () => heads.stateMessage(), telemetry });
     const commands = new DeviceCommands(broker, topics, deviceCommandHandlers({ frames, scheduler, heads, status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }) }));
@@ -205,6 +210,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       run,
       topics,
       stats,
+      problems,
       birthMessage: birth,
       telemetry,
       async start() {

@@ -71,6 +71,14 @@ export const PredictionMessageSchema = Type.Object(
 );
 export type PredictionMessage = Static<typeof PredictionMessageSchema>;
 
+/** A condition that needs attention (disk full, camera failing, damaged queue records...), while it lasts. */
+export const ProblemSchema = Type.Object({
+  key: Type.String({ description: 'stable identifier, e.g. "disk-full"' }),
+  message: Type.String({ description: 'one line a person can act on' }),
+  since: IsoTime,
+});
+export type Problem = Static<typeof ProblemSchema>;
+
 const Percentiles = Type.Union([Type.Object({ p50: Type.Number(), p95: Type.Number() }), Type.Null()]);
 export type Percentiles = { p50: number; p95: number };
 export const LATENCY_STAGES = [...STAGES, 'total'] as const;
@@ -90,8 +98,14 @@ export const TelemetryMessageSchema = Type.Object(
     loadAvg: Type.Tuple([Type.Number(), Type.Number(), Type.Number()]),
     diskFreeMB: Type.Union([Type.Number(), Type.Null()]),
     mqtt: Type.Object({ connected: Type.Boolean(), reconnects: Type.Integer({ minimum: 0 }) }),
-    offlineQueue: Type.Object({ depth: Type.Integer({ minimum: 0 }), bytes: Type.Integer({ minimum: 0 }), dropped: Type.Integer({ minimum: 0 }) }),
+    offlineQueue: Type.Object({
+      depth: Type.Integer({ minimum: 0 }),
+      bytes: Type.Integer({ minimum: 0 }),
+      dropped: Type.Integer({ minimum: 0, description: 'oldest records dropped to stay within offline.maxMB or on a full disk' }),
+      skipped: Type.Integer({ minimum: 0, description: 'damaged records skipped since start' }),
+    }),
     backend: BackendSummarySchema,
+    problems: Type.Array(ProblemSchema, { description: 'conditions that need attention now (empty when all is well)' }),
   },
   { description: 'health and counters, every telemetry.intervalSec' },
 );

@@ -80,6 +80,8 @@ export class DiskQueue implements MessageQueue {
   private depth = 0;
   private bytes = 0;
   private dropped = 0;
+  /** Damaged records skipped since open() (recovery and reads). */
+  private skipped = 0;
   private metaSeq = 0;
   private tailFh?: fsp.FileHandle;
   private metaFh?: fsp.FileHandle;
@@ -176,7 +178,7 @@ export class DiskQueue implements MessageQueue {
   }
 
   stats(): QueueStats {
-    return { depth: this.depth, bytes: this.bytes, dropped: this.dropped };
+    return { depth: this.depth, bytes: this.bytes, dropped: this.dropped, skipped: this.skipped };
   }
 
   close(): Promise<void> {

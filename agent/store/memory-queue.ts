@@ -45,7 +45,7 @@ export class MemoryQueue implements MessageQueue {
   }
 
   stats(): QueueStats {
-    return { depth: this.items.length - this.head, bytes: this.bytes, dropped: this.dropped };
+    return { depth: this.items.length - this.head, bytes: this.bytes, dropped: this.dropped, skipped: 0 };
   }
 
   async close(): Promise<void> {}

@@ -17,6 +17,8 @@ export interface QueueStats {
   bytes: number;
   /** Messages dropped (oldest first) because the size cap was reached, since the queue was created (persisted). */
   dropped: number;
+  /** Damaged records skipped (not delivered) since this process opened the queue; reported in telemetry. */
+  skipped: number;
 }
 
 export interface MessageQueue {

@@ -1,7 +1,7 @@
 /** One telemetry message from the agent's counters and the machine's state. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BrokerStats } from '../../mqtt/broker';
-import type { BackendSummary, TelemetryMessage } from '../../protocol/messages';
+import type { BackendSummary, Problem, TelemetryMessage } from '../../protocol/messages';
 import type { SchedulerStats } from '../schedule/scheduler';
 import type { QueueStats } from '../store/queue';
 import type { FrameStats } from './stats';
@@ -17,6 +17,7 @@ export interface TelemetrySources {
   queue: QueueStats;
   broker: BrokerStats;
   backend: BackendSummary;
+  problems: Problem[];
 }
 
 export function telemetrySnapshot(s: TelemetrySources): TelemetryMessage {
@@ -32,7 +33,8 @@ export function telemetrySnapshot(s: TelemetrySources): TelemetryMessage {
     loadAvg: loadAverage(),
     diskFreeMB: diskFreeMB(s.stateDir),
     mqtt: { connected: s.broker.connected, reconnects: s.broker.reconnects },
-    offlineQueue: { depth: s.queue.depth, bytes: s.queue.bytes, dropped: s.queue.dropped },
+    offlineQueue: { depth: s.queue.depth, bytes: s.queue.bytes, dropped: s.queue.dropped, skipped: s.queue.skipped },
     backend: s.backend,
+    problems: s.problems,
   };
 }

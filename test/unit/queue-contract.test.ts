@@ -53,7 +53,7 @@ for (const impl of impls) {
 
     test('a new queue is empty', async () => {
       const q = await open();
-      assert.deepEqual(q.stats(), { depth: 0, bytes: 0, dropped: 0 });
+      assert.deepEqual(q.stats(), { depth: 0, bytes: 0, dropped: 0, skipped: 0 });
       assert.deepEqual(await q.peek(10), []);
       await q.close();
     });
@@ -101,7 +101,7 @@ for (const impl of impls) {
       assert.equal(q.stats().depth, 4);
       await q.shift(100);
       assert.deepEqual(await q.peek(10), []);
-      assert.deepEqual(q.stats(), { depth: 0, bytes: 0, dropped: 0 });
+      assert.deepEqual(q.stats(), { depth: 0, bytes: 0, dropped: 0, skipped: 0 });
       await q.push(msg(6));
       assert.deepEqual(ids(await q.peek(10)), [6]);
       await q.close();
@@ -112,9 +112,9 @@ for (const impl of impls) {
       const ms = [msg(1), msg(2, { payload: 'x'.repeat(300) }), msg(3, { topic: 'ü' })];
       for (const m of ms) await q.push(m);
       const sizes = ms.map(recordBytes);
-      assert.deepEqual(q.stats(), { depth: 3, bytes: sizes[0]! + sizes[1]! + sizes[2]!, dropped: 0 });
+      assert.deepEqual(q.stats(), { depth: 3, bytes: sizes[0]! + sizes[1]! + sizes[2]!, dropped: 0, skipped: 0 });
       await q.shift(1);
-      assert.deepEqual(q.stats(), { depth: 2, bytes: sizes[1]! + sizes[2]!, dropped: 0 });
+      assert.deepEqual(q.stats(), { depth: 2, bytes: sizes[1]! + sizes[2]!, dropped: 0, skipped: 0 });
       await q.close();
     });
 
@@ -126,7 +126,7 @@ for (const impl of impls) {
         assert.ok(q.stats().bytes <= size * 5);
       }
       assert.deepEqual(ids(await q.peek(10)), [3, 4, 5, 6, 7]);
-      assert.deepEqual(q.stats(), { depth: 5, bytes: size * 5, dropped: 3 });
+      assert.deepEqual(q.stats(), { depth: 5, bytes: size * 5, dropped: 3, skipped: 0 });
       await q.close();
     });
 
@@ -198,7 +198,7 @@ for (const impl of impls) {
           await q.shift(k);
           model = model.slice(k);
         }
-        assert.deepEqual(q.stats(), { depth: model.length, bytes: model.length * size, dropped });
+        assert.deepEqual(q.stats(), { depth: model.length, bytes: model.length * size, dropped, skipped: 0 });
       }
       assert.deepEqual(ids(await q.peek(1000)), model);
       await q.close();

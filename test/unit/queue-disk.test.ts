@@ -60,7 +60,7 @@ for (const syncIntervalMs of [0, 5000]) {
     for (const i of range(0, 25)) await q.push(msg(i));
     await q.shift(2);
     const before = q.stats();
-    assert.deepEqual(before, { depth: 18, bytes: SIZE * 18, dropped: 5 });
+    assert.deepEqual(before, { depth: 18, bytes: SIZE * 18, dropped: 5, skipped: 0 });
     await q.close();
     const q2 = await openQ(dir, { maxBytes: SIZE * 20, segmentBytes: SIZE * 3, syncIntervalMs });
     assert.deepEqual(q2.stats(), before);
@@ -165,7 +165,7 @@ test('a record damaged after open is dropped (counted) when it reaches the head,
   assert.deepEqual(ids(await q.peek(10)), [0, 1], 'the batch ends before the damaged record');
   await q.shift(2);
   assert.deepEqual(ids(await q.peek(10)), [3, 4, 5]);
-  assert.deepEqual(q.stats(), { depth: 3, bytes: 3 * SIZE, dropped: 1 });
+  assert.deepEqual(q.stats(), { depth: 3, bytes: 3 * SIZE, dropped: 1, skipped: 0 });
   assert.match(warnings.join('\n'), /became unreadable/);
   await q.close();
 });
