@@ -3,6 +3,8 @@
  * components plus explicit user-facing lines); EDGEHEAD_LOG_LEVEL=debug shows everything including stacks.
  * Output: one line per record to stderr, either human-readable ("text") or JSON ("json", for journald/log shippers).
  */
+import { redactUrls } from './redact';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
@@ -45,8 +47,11 @@ export interface Logger {
 }
 
 export function createLogger(ns: string): Logger {
-  const emit = (level: Exclude<Level, 'silent'>, msg: string, fields?: Fields): void => {
+  const emit = (level: Exclude<Level, 'silent'>, rawMsg: string, rawFields?: Fields): void => {
     if (ORDER[level] < ORDER[settings.level]) return;
+    // No password inside a URL ever reaches a log line, whoever logged it (base/redact.ts).
+    const msg = redactUrls(rawMsg);
+    const fields = rawFields && Object.fromEntries(Object.entries(rawFields).map(([k, v]) => [k, typeof v === 'string' ? redactUrls(v) : v]));
     const time = new Date().toISOString();
     if (settings.format === 'json') {
       settings.sink.write(JSON.stringify({ time, level, ns, msg, ...fields }));

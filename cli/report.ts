@@ -1,6 +1,7 @@
 /** How the CLI reports a failure: one line (plus the stack at debug level), and the exit code it means. */
 import { describeError, isEdgeheadError } from '../base/errors';
 import { logLevel } from '../base/log';
+import { redactUrls } from '../base/redact';
 
 /** 2 for bad arguments or configuration, 1 for everything else. */
 export function exitCodeFor(e: unknown): number {
@@ -8,9 +9,9 @@ export function exitCodeFor(e: unknown): number {
 }
 
 export function reportFatal(e: unknown): void {
-  process.stderr.write(`edgehead: error: ${describeError(e)}\n`);
+  process.stderr.write(`edgehead: error: ${redactUrls(describeError(e))}\n`);
   if (!isEdgeheadError(e) || logLevel() === 'debug') {
-    if (logLevel() === 'debug') process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    if (logLevel() === 'debug') process.stderr.write(`${redactUrls(String((e as Error)?.stack ?? e))}\n`);
     else process.stderr.write('edgehead: (unexpected error; rerun with --verbose for the stack trace)\n');
   }
 }

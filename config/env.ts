@@ -18,7 +18,7 @@ export const ENV_PREFIX = 'EDGEHEAD_';
 
 /**
  * EDGEHEAD_* variables that are not config settings (read elsewhere, before any config is loaded).
- * EDGEHEAD_LOG_LEVEL and EDGEHEAD_LOG_FORMAT are read by agent/util/log.ts at start-up for every command; they are
+ * EDGEHEAD_LOG_LEVEL and EDGEHEAD_LOG_FORMAT are read by base/log.ts at start-up for every command; they are
  * also exactly the derived names of log.level and log.format, so when a config is loaded they override those too.
  */
 export const NON_CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
@@ -27,6 +27,7 @@ export const NON_CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   EDGEHEAD_WASM_DIR: 'Folder holding the tfjs-backend-wasm*.wasm binaries.',
   EDGEHEAD_LOG_LEVEL: 'Log level of every command, read at start-up (also overrides log.level).',
   EDGEHEAD_LOG_FORMAT: 'Log format of every command, read at start-up (also overrides log.format).',
+  EDGEHEAD_PUSH_PASSWORD: '`edgehead head push`: the broker password (instead of --password, which other users can see in ps).',
   EDGEHEAD_TEST_PERSIST_PAUSE_MS: 'Tests only: pause between the two renames that make a new head active (kill -9 tests).',
 };
 

@@ -1,13 +1,15 @@
 /** Presenting a config: secrets masked, keys in schema order (`edgehead config show`, the docs, error messages). */
 import type { TSchema } from '@sinclair/typebox';
+import { redactUrls } from '../base/redact';
 import { isSecret, kindOf } from './env';
 import { ConfigSchema } from './schema';
 
 export const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
 
-/** A copy with every secret setting replaced by "***" (unset secrets stay unset). */
+/** A copy with every secret setting replaced by "***" (unset secrets stay unset) and passwords inside URLs masked. */
 export function maskSecrets(value: unknown, schema: TSchema = ConfigSchema): unknown {
   if (isSecret(schema)) return value === undefined ? undefined : '***';
+  if (typeof value === 'string') return redactUrls(value);
   const s = schema as Record<string, unknown>;
   if (kindOf(schema) === 'Object' && isPlainObject(value)) {
     const props = (s.properties ?? {}) as Record<string, TSchema>;

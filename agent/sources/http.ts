@@ -2,11 +2,14 @@
  * type: http — GET a JPEG/PNG snapshot URL (an IP camera's "snapshot.jpg") per frame with the global fetch, a timeout
  * covering the whole request (headers and body) and optional basic auth. Credentials written in the URL
  * (http://user:pass@cam/...) are moved to the Authorization header, since fetch refuses such URLs; they never appear in
- * logs, errors or the frame origin.
+ * logs, errors or the frame origin. The body is streamed and counted: past source.http.maxFrameBytes (declared or
+ * actual) the download is cancelled, so memory stays bounded by that limit; stop() aborts a request in flight, body
+ * included.
  */
 import type { Static } from '@sinclair/typebox';
 import type { SourceSchema } from '../../config/schema';
 import { type Clock, systemClock } from '../../base/clock';
+import { redactUrl } from '../../base/redact';
 import { EdgeheadError, describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
 import { describeBytes, imageKind } from './common';
@@ -21,6 +24,7 @@ export class HttpSource implements FrameSource {
   /** The URL without credentials. */
   readonly url: string;
   private readonly timeoutMs: number;
+  private readonly maxFrameBytes: number;
   private readonly authorization: string | undefined;
   private readonly clock: Clock;
   private started = false;
@@ -50,6 +54,7 @@ export class HttpSource implements FrameSource {
     }
     this.url = url.href;
     this.timeoutMs = settings.timeoutMs;
+    this.maxFrameBytes = settings.maxFrameBytes;
     this.authorization =
       username !== undefined || password !== undefined
         ? 'Basic ' + Buffer.from(`${username ?? ''}:${password ?? ''}`, 'utf8').toString('base64')
@@ -89,7 +94,7 @@ export class HttpSource implements FrameSource {
           hint: 'source.http.url must be a snapshot URL returning one JPEG or PNG image',
         });
       }
-      bytes = new Uint8Array(await res.arrayBuffer());
+      bytes = await this.readBody(res, what);
     } catch (e) {
       if (e instanceof EdgeheadError) throw e;
       if (this.stopping.signal.aborted) throw new EdgeheadError('CAPTURE', `${what}: aborted, the source was stopped`);
@@ -100,7 +105,39 @@ export class HttpSource implements FrameSource {
       throw new EdgeheadError('CAPTURE', `${what}: the answer is not a JPEG or PNG image (${describeBytes(bytes)})`);
     }
     const capturedAt = this.clock.now();
-    return { bytes, capturedAt, origin: `http:${this.url}`, captureMs: capturedAt - t0 };
+    return { bytes, capturedAt, origin: `http:${redactUrl(this.url)}`, captureMs: capturedAt - t0 };
+  }
+
+  /**
+   * The body, streamed and counted: a declared or actual size past maxFrameBytes cancels the download, so memory
+   * stays bounded by the limit (arrayBuffer() would hold any size the server sends).
+   */
+  private async readBody(res: Response, what: string): Promise<Uint8Array> {
+    const max = this.maxFrameBytes;
+    const tooLarge = (size: string) =>
+      new EdgeheadError('CAPTURE', `${what}: the snapshot is ${size}, over the limit of ${max} bytes (source.http.maxFrameBytes)`, {
+        hint: 'point source.http.url at a smaller snapshot, or raise source.http.maxFrameBytes',
+      });
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > max) {
+      await res.body?.cancel().catch(() => undefined);
+      throw tooLarge(`${declared} bytes`);
+    }
+    if (!res.body) return new Uint8Array(0);
+    const reader = res.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge(`more than ${max} bytes`);
+      }
+      chunks.push(value);
+    }
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,5 @@
 /** `edgehead head push`: publish a head file to a device, a group or the fleet and report each device's answer. */
+import * as fs from 'node:fs';
 import { readHeadPayload } from '../../protocol/head/files';
 import { defaultConfig } from '../../config/defaults';
 import { DEFAULT_PUSH_TIMEOUT_MS, formatPushResult, pushHead, type PushTarget } from '../../operator/push';
@@ -7,7 +8,7 @@ import { type Command, help, intArg, numberArg, parseCommandArgs } from '../args
 
 const D = defaultConfig();
 const USAGE = `edgehead head push --broker URL (--device ID | --group G | --all) HEAD [--wait-acks N] [--timeout S]
-       [--prefix P] [--ca F --cert F --key F] [--username U --password P] [--no-retain] [--json]
+       [--prefix P] [--ca F --cert F --key F] [--username U [--password-file F]] [--no-retain] [--json]
   Validates HEAD locally, subscribes to <prefix>/+/head/state, publishes HEAD (QoS 1) to
     --device ID  <prefix>/ID/head/set              (not retained)
     --group G    <prefix>/groups/G/head/set        (retained: devices that connect later get it too)
@@ -17,7 +18,10 @@ const USAGE = `edgehead head push --broker URL (--device ID | --group G | --all)
   Waits until the device answered (--device), N devices answered (--wait-acks N) or --timeout S (default
   ${DEFAULT_PUSH_TIMEOUT_MS / 1000}) passed; without --wait-acks a group/fleet push waits the whole timeout.
   Exit 0 when every expected device applied it (applied, duplicate or shadow); 1 on a rejection, a missing answer
-  (--device, --wait-acks) or a connection failure. Defaults: --prefix ${D.mqtt.topicPrefix}.`;
+  (--device, --wait-acks) or a connection failure. Defaults: --prefix ${D.mqtt.topicPrefix}.
+  The broker password: --password-file F (the first line of F), or the environment variable
+  EDGEHEAD_PUSH_PASSWORD. --password P also works but every user of the machine can read it in \`ps\`.
+  A password inside the --broker URL (mqtt://user:pass@host) is never printed.`;
 
 export const headPushCommand: Command = {
   name: 'push',
@@ -39,6 +43,7 @@ export const headPushCommand: Command = {
         key: { type: 'string' },
         username: { type: 'string' },
         password: { type: 'string' },
+        'password-file': { type: 'string' },
         'no-retain': { type: 'boolean' },
         json: { type: 'boolean' },
       },
@@ -56,8 +61,9 @@ export const headPushCommand: Command = {
     }
     const waitAcks = values['wait-acks'] === undefined ? undefined : intArg(values['wait-acks'], 'wait-acks', 1, 1);
     const timeoutMs = Math.round(numberArg(values.timeout, 'timeout', 0.1, 86_400, DEFAULT_PUSH_TIMEOUT_MS / 1000) * 1000);
-    if (values.password !== undefined && values.username === undefined) {
-      throw new EdgeheadError('BAD_ARGS', '--password needs --username');
+    const password = pushPassword(values.password, values['password-file'], process.env.EDGEHEAD_PUSH_PASSWORD);
+    if (password !== undefined && values.username === undefined) {
+      throw new EdgeheadError('BAD_ARGS', 'a password (--password, --password-file or EDGEHEAD_PUSH_PASSWORD) needs --username');
     }
 
     const file = positionals[0]!;
@@ -77,7 +83,7 @@ export const headPushCommand: Command = {
         timeoutMs,
         maxBytes,
         username: values.username,
-        password: values.password,
+        password,
         tls: { ca: values.ca, cert: values.cert, key: values.key },
         onPublished: ({ topic }) => say(`published to ${topic}; waiting up to ${timeoutMs / 1000} s for answers...`),
       });
@@ -89,3 +95,20 @@ export const headPushCommand: Command = {
     return result.ok ? 0 : 1;
   },
 };
+
+/** The broker password from --password, --password-file (its first line) or EDGEHEAD_PUSH_PASSWORD; at most one. */
+export function pushPassword(flag: string | undefined, file: string | undefined, env: string | undefined): string | undefined {
+  if (flag !== undefined && file !== undefined) throw new EdgeheadError('BAD_ARGS', 'give --password or --password-file, not both');
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new EdgeheadError('BAD_ARGS', `--password-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const first = text.split(/\r?\n/)[0]!;
+    if (first === '') throw new EdgeheadError('BAD_ARGS', `--password-file: ${file} is empty (the password is its first line)`);
+    return first;
+  }
+  return flag ?? (env === undefined || env === '' ? undefined : env);
+}

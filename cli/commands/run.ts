@@ -7,6 +7,7 @@ import { loadConfig } from '../../config/load';
 import { type Agent, createAgent } from '../../agent/agent';
 import { loopbackTarget } from '../../mqtt/embedded-broker';
 import { describeError } from '../../base/errors';
+import { redactUrl } from '../../base/redact';
 import { configureLogging, createLogger } from '../../base/log';
 import { type Command, help, parseCommandArgs } from '../args';
 import { reportFatal } from '../report';
@@ -61,7 +62,7 @@ export const runCommand: Command = {
     const target = loopbackTarget(config.mqtt.url);
     const sub = target
       ? `mosquitto_sub -h ${target.host} -p ${target.port} -t '${config.mqtt.topicPrefix}/#' -v`
-      : `mosquitto_sub -L '${config.mqtt.url}/${config.mqtt.topicPrefix}/#' -v`;
+      : `mosquitto_sub -L '${redactUrl(config.mqtt.url)}/${config.mqtt.topicPrefix}/#' -v`;
     process.stderr.write(`edgehead: device ${agent.deviceId} running; watch it with: ${sub}\n`);
     await new Promise<never>(() => undefined); // runs until a signal
     return 0;
