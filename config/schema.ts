@@ -11,6 +11,8 @@ import {
   HEAD_MAX_BYTES,
   HTTP_URL_PATTERN,
   HTTP_URL_RULE,
+  DEVICE_ID_PATTERN,
+  DEVICE_ID_RULE,
   ID_PATTERN,
   ID_RULE,
   MQTT_URL_PATTERN,
@@ -100,7 +102,11 @@ const secret = (description: string) => Type.Optional(Type.String({ description,
 export const DeviceSchema = section(
   {
     id: Type.Optional(
-      Id({ description: 'Device id: MQTT client id and topic segment. Default: the host name (sanitised).' }),
+      Type.String({
+        pattern: DEVICE_ID_PATTERN,
+        patternMessage: DEVICE_ID_RULE,
+        description: 'Device id: MQTT client id and topic segment. Default: the host name (sanitised).',
+      }),
     ),
     groups: Type.Array(Id({}), {
       default: [],
@@ -197,6 +203,11 @@ export const SourceSchema = section(
       {
         url: Type.Optional(Type.String({ pattern: HTTP_URL_PATTERN, patternMessage: HTTP_URL_RULE, description: 'JPEG snapshot URL of an IP camera.' })),
         timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'Request timeout.' }),
+        maxFrameBytes: Type.Integer({
+          minimum: 1024,
+          default: 16 * 1024 * 1024,
+          description: 'Abort a snapshot download past this size (the body is streamed and counted, never held beyond it).',
+        }),
         username: Type.Optional(Type.String({ description: 'HTTP basic auth user.' })),
         password: secret('HTTP basic auth password.'),
       },

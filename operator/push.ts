@@ -19,7 +19,7 @@ import type { BrokerClient } from '../mqtt/broker';
 import { type MqttConnect, MqttJsClient, type MqttSettings } from '../mqtt/mqttjs-client';
 import { decodeHead, type HeadManifest } from '../protocol/head/format';
 import { ACCEPTED_STATUSES, correlationIdOf, HeadStateMessageSchema, type HeadUpdateStatus } from '../protocol/messages';
-import { HEAD_MAX_BYTES, ID_RE, ID_RULE, MQTT_URL_RE, MQTT_URL_RULE, STATE_MAX_BYTES, TLS_URL_RE, TOPIC_PREFIX_RE, TOPIC_PREFIX_RULE } from '../protocol/patterns';
+import { DEVICE_ID_RE, DEVICE_ID_RULE, HEAD_MAX_BYTES, ID_RE, ID_RULE, MQTT_URL_RE, MQTT_URL_RULE, STATE_MAX_BYTES, TLS_URL_RE, TOPIC_PREFIX_RE, TOPIC_PREFIX_RULE } from '../protocol/patterns';
 import { everyDeviceTopic, deviceTopic, type HeadScope, headSetTopic, parseTopic } from '../protocol/topics';
 import { parseJsonPayload } from '../protocol/validate';
 
@@ -94,8 +94,8 @@ export interface PushResult {
 }
 
 /** Checks a device id or group name is one the devices accept (protocol/patterns.ts). */
-export function checkId(value: string, what: string): void {
-  if (!ID_RE.test(value)) throw new EdgeheadError('BAD_ARGS', `${what} ${ID_RULE} (got ${JSON.stringify(value.slice(0, 80))})`);
+export function checkId(value: string, what: string, rule: { re: RegExp; text: string } = { re: ID_RE, text: ID_RULE }): void {
+  if (!rule.re.test(value)) throw new EdgeheadError('BAD_ARGS', `${what} ${rule.text} (got ${JSON.stringify(value.slice(0, 80))})`);
 }
 
 /** Validates the payload as a device would (format, schema, checksum); throws BAD_HEAD. */
@@ -111,7 +111,7 @@ export function validatePayload(payload: Uint8Array, maxBytes = HEAD_MAX_BYTES):
 export async function pushHead(opts: PushOptions): Promise<PushResult> {
   const manifest = validatePayload(opts.payload, opts.maxBytes);
   if (!TOPIC_PREFIX_RE.test(opts.prefix)) throw new EdgeheadError('BAD_ARGS', `the topic prefix ${TOPIC_PREFIX_RULE} (got ${JSON.stringify(opts.prefix)})`);
-  if (opts.target.kind === 'device') checkId(opts.target.device, 'the device id');
+  if (opts.target.kind === 'device') checkId(opts.target.device, 'the device id', { re: DEVICE_ID_RE, text: DEVICE_ID_RULE });
   if (opts.target.kind === 'group') checkId(opts.target.group, 'the group name');
   if (opts.waitAcks !== undefined && opts.target.kind === 'device') {
     throw new EdgeheadError('BAD_ARGS', 'waitAcks applies to a group or the fleet, not to a single device');

@@ -9,6 +9,12 @@ export const ID_MAX_LENGTH = 64;
 export const ID_PATTERN = `^[${ID_CHARS}]{1,${ID_MAX_LENGTH}}$`;
 export const ID_RE = new RegExp(ID_PATTERN);
 export const ID_RULE = `must be 1 to ${ID_MAX_LENGTH} letters, digits, "_", "." or "-"`;
+/** Topic words after the prefix that name a group or the fleet (protocol/topics.ts): no device may be called so. */
+export const RESERVED_DEVICE_IDS: readonly string[] = ['groups', 'all'];
+/** A device id: an id that is not one of the reserved topic words. */
+export const DEVICE_ID_PATTERN = `^(?!(?:${RESERVED_DEVICE_IDS.join('|')})$)[${ID_CHARS}]{1,${ID_MAX_LENGTH}}$`;
+export const DEVICE_ID_RE = new RegExp(DEVICE_ID_PATTERN);
+export const DEVICE_ID_RULE = `${ID_RULE}, and must not be ${RESERVED_DEVICE_IDS.map((w) => `"${w}"`).join(' or ')} (topic words)`;
 /** Every character an id may not hold (global: for String.replace, e.g. turning a host name into a device id). */
 export const ID_INVALID_CHARS_RE = new RegExp(`[^${ID_CHARS}]`, 'g');
 

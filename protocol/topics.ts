@@ -7,6 +7,8 @@
  *   <prefix>/all/head/set                  a head for the whole fleet
  */
 
+import { RESERVED_DEVICE_IDS } from './patterns';
+
 /** Where a head is pushed to: one device, a group of devices, or the fleet. */
 export type HeadScope = { kind: 'device'; device: string } | { kind: 'group'; group: string } | { kind: 'all' };
 
@@ -19,7 +21,7 @@ const GROUPS = 'groups';
 const FLEET = 'all';
 
 /** Topic levels with a meaning after the prefix: a device id may not be one of them (it would be ambiguous). */
-export const RESERVED_FIRST_LEVELS: readonly string[] = [GROUPS, FLEET];
+export const RESERVED_FIRST_LEVELS: readonly string[] = RESERVED_DEVICE_IDS;
 
 export type ParsedTopic = { kind: Exclude<DeviceTopicKind, 'head/set'>; device: string } | { kind: 'head/set'; scope: HeadScope };
 

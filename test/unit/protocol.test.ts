@@ -102,3 +102,15 @@ test('no topic string is spelled outside protocol/ in runtime or tooling code', 
   for (const dir of ['agent', 'operator', 'cli', 'mqtt', 'config', 'base']) walk(path.join(ROOT, dir));
   assert.deepEqual(offenders, []);
 });
+
+test('a device id may not be a topic word ("all", "groups"): the config and head push refuse it', async () => {
+  const { checkConfig } = await import('../../config/load');
+  for (const id of ['all', 'groups']) {
+    const r = checkConfig({ data: { version: 1, device: { id } }, checkFiles: false });
+    assert.ok(r.errors.some((e) => e.startsWith('device.id: ') && e.includes('must not be "groups" or "all"')), r.errors.join('\n'));
+  }
+  assert.deepEqual(checkConfig({ data: { version: 1, device: { id: 'allotment', groups: ['all'] } }, checkFiles: false }).errors, []);
+  const { checkId } = await import('../../operator/push');
+  const { DEVICE_ID_RE, DEVICE_ID_RULE } = await import('../../protocol/patterns');
+  assert.throws(() => checkId('groups', 'the device id', { re: DEVICE_ID_RE, text: DEVICE_ID_RULE }), /must not be "groups" or "all"/);
+});
