@@ -66,6 +66,7 @@ step "Debian's nodejs:arm64 and its libraries (cached in ${CACHE#"$REPO"/})"
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   echo "dpkg --add-architecture arm64"
   dpkg --add-architecture arm64
+  APT_UPDATED=0 # the lists fetched before know nothing of arm64: fetch them again
   apt_update
 fi
 apt-cache show nodejs:arm64 >/dev/null 2>&1 || apt_update

@@ -2,8 +2,10 @@
  * Head hot-swap on the device: receive -> validate -> persist atomically -> warm up on the cached features of the
  * last frame -> swap between frames (through the HeadPort: the frame loop) -> emit headState and headChanged (the
  * composition root turns them into head/state, a new retained birth and a re-prediction of the last frame).
- * A rejected payload changes nothing: it is kept aside with its reason. Also rollback, and shadow mode (a candidate
- * runs beside the active head for N frames; promote/discard, or automatic promotion above an agreement rate).
+ * A rejected payload changes nothing: an excerpt is kept aside with its reason. Also rollback, and shadow mode (a
+ * candidate runs beside the active head for N frames; promote/discard, or automatic promotion above an agreement
+ * rate). Every head that becomes active raises the high-water mark of its id (high-water.ts): older or equal
+ * versions of any id ever applied are refused, unless the operator allowed one with the `allow` command.
  * Payloads are processed one at a time, in arrival order.
  */
 import { EdgeheadError } from '../../base/errors';
@@ -17,6 +19,7 @@ import type { EventBus } from '../events';
 import type { ExtractorInfo } from '../extractors/extractor';
 import { DenseHead } from '../inference/dense-head';
 import { type HeadStore, type StoredHead } from './head-store';
+import { type Allowance, HighWaterMarks } from './high-water';
 import { validatePayload } from './validate';
 
 const log = createLogger('heads');
@@ -44,6 +47,8 @@ export interface HeadManagerDeps {
   classifier: HeadPort;
   /** headState after every head event, headChanged when another head became active. */
   events: EventBus;
+  /** Wall clock for notAfter and allowances (default Date.now). */
+  now?: () => number;
 }
 
 export interface StartingHeads {
@@ -88,6 +93,7 @@ export class HeadManager {
   private shadow: Shadow | undefined;
   private armedShadow: { frames: number; autoPromoteAgreement?: number } | undefined;
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly marks: HighWaterMarks;
 
   private readonly store: HeadStore;
   private readonly cfg: Config['head'];
@@ -101,6 +107,9 @@ export class HeadManager {
     this.events = deps.events;
     this.active = deps.initial.active;
     this.previous = deps.initial.previous;
+    this.marks = new HighWaterMarks(this.store.dir, deps.now);
+    // The heads on disk count as applied: this also migrates a state dir from before the marks existed.
+    for (const h of [this.previous, this.active]) if (h) this.marks.record(h.head.manifest, h.appliedAt);
   }
 
   /** Precedence of the topic a head came on (device > group > fleet); 0 for the initial head. */
@@ -145,10 +154,13 @@ export class HeadManager {
       publicKeys: this.deps.publicKeys,
       active: this.active.head.manifest,
       testVectorTolerance: this.cfg.testVectorTolerance,
+      highest: (id) => this.marks.highest(id),
+      allowed: (m) => this.marks.allows(m),
+      now: (this.deps.now ?? Date.now)(),
     });
     if (verdict.kind === 'reject') {
       log.warn('head rejected', { topic, correlationId, reason: verdict.reason });
-      this.store.keepRejected(bytes, correlationId, verdict.reason, topic);
+      this.store.keepRejected(bytes, { correlationId, sha256: sha, reason: verdict.reason, topic, receivedAt: receivedAt.toISOString() });
       await this.publish(update('rejected', verdict.file, verdict.reason));
       return;
     }
@@ -164,6 +176,7 @@ export class HeadManager {
       await this.publish(update('rejected', verdict.file, reason));
       return;
     }
+    if (verdict.allowed) this.marks.consume(verdict.file.manifest);
     const shadowCfg = this.armedShadow ?? verdict.file.manifest.shadow;
     if (shadowCfg && shadowCfg.frames > 0) {
       this.armedShadow = undefined;
@@ -191,9 +204,18 @@ export class HeadManager {
       head.dispose();
       throw e;
     }
+    this.marks.record(next.head.manifest, appliedAt);
     this.previous = this.active;
     this.active = { ...next, appliedAt };
     this.classifier.install(head);
+  }
+
+  /**
+   * The `allow` command: lets the next head with this id and version (and sha256, if given) through the version
+   * rules once, within `minutes` (default 60). Only an id applied here before, at a version not above its mark.
+   */
+  allow(args: { id: string; version: number; sha256?: string; minutes?: number }): Promise<{ allowed: Allowance }> {
+    return this.run(async () => ({ allowed: this.marks.allow(args) }));
   }
 
   rollback(): Promise<HeadRef> {

@@ -3,7 +3,11 @@
  *   active.head, previous.head   the applied heads (raw payload bytes, the wire format)
  *   candidate.head               a head in shadow mode
  *   state.json                   last update + which payload (sha256) each topic delivered last
- *   rejected/<time>-<corr>.bin + .json   rejected payloads and their reasons (bounded)
+ *   high-water.json              highest version of every head id ever applied (high-water.ts)
+ *   rejected/<time>-<corr>.bin + .json   rejected payloads: the first 4 KiB of each (the excerpt) and a record of
+ *                                its sha256, size, reason and topic. At most `rejectedKeep` of them and 1 MiB in
+ *                                all (oldest removed first), and nothing at all while the state dir has less than
+ *                                32 MiB free: whoever can publish to head/set cannot fill the disk with them.
  * Every write is atomic and durable (base/durable-file.ts: temp file, fsync, rename, fsync of the folder). A crash
  * at any point leaves either the old or the new file in place; a stray temp file is ignored (and removed) at the next
  * start.
@@ -17,6 +21,41 @@ import { fsyncDir, stageFile, writeFileDurable } from '../../base/durable-file';
 import { createLogger } from '../../base/log';
 
 const log = createLogger('heads:store');
+
+/** Bytes kept of a rejected payload (its header and the start of its manifest). */
+export const REJECTED_EXCERPT_BYTES = 4096;
+/** Most bytes the rejected folder holds, excerpts and records together (oldest removed first). */
+export const REJECTED_TOTAL_BYTES = 1024 * 1024;
+/** No rejected payload is kept while the state dir has less free space than this. */
+export const REJECTED_MIN_FREE_BYTES = 32 * 1024 * 1024;
+
+/** What is kept of a rejected payload, beside its excerpt (<name>.json). */
+export interface RejectedRecord {
+  reason: string;
+  topic: string;
+  /** Size of the whole payload. */
+  bytes: number;
+  /** sha256 of the whole payload (its first 16 hex digits are the correlation id). */
+  sha256: string;
+  correlationId: string;
+  /** Bytes in the .bin beside this record: the first `excerptBytes` of the payload. */
+  excerptBytes: number;
+  receivedAt: string;
+}
+
+export interface HeadStoreOptions {
+  /** Free bytes in a folder's file system (test seam; default statfs). */
+  freeBytes?: (dir: string) => number | undefined;
+}
+
+function statfsFreeBytes(dir: string): number | undefined {
+  try {
+    const s = fs.statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface StoredHead {
   bytes: Uint8Array;
@@ -44,6 +83,7 @@ export class HeadStore {
     stateDir: string,
     private readonly maxBytes: number,
     private readonly rejectedKeep: number,
+    private readonly opts: HeadStoreOptions = {},
   ) {
     this.dir = path.join(stateDir, 'heads');
     fs.mkdirSync(path.join(this.dir, 'rejected'), { recursive: true });
@@ -109,21 +149,50 @@ export class HeadStore {
     fs.rmSync(this.file('candidate'), { force: true });
   }
 
-  /** Keeps a rejected payload and its reason; only the newest `rejectedKeep` are kept. */
-  keepRejected(bytes: Uint8Array, correlationId: string, reason: string, topic: string): void {
+  /**
+   * Keeps an excerpt of a rejected payload and its record (see the module comment for the bounds). Never throws:
+   * keeping evidence must not turn a rejection into a failure.
+   */
+  keepRejected(bytes: Uint8Array, info: Omit<RejectedRecord, 'bytes' | 'excerptBytes'>): void {
     if (this.rejectedKeep === 0) return;
     const dir = path.join(this.dir, 'rejected');
-    const base = `${new Date().toISOString().replace(/[:.]/g, '-')}-${correlationId}`;
     try {
-      fs.writeFileSync(path.join(dir, `${base}.bin`), bytes.subarray(0, this.maxBytes));
-      fs.writeFileSync(path.join(dir, `${base}.json`), JSON.stringify({ reason, topic, bytes: bytes.byteLength, correlationId }, null, 2));
-      const bins = fs.readdirSync(dir).filter((f) => f.endsWith('.bin')).sort();
-      for (const old of bins.slice(0, Math.max(0, bins.length - this.rejectedKeep))) {
-        fs.rmSync(path.join(dir, old), { force: true });
-        fs.rmSync(path.join(dir, old.replace(/\.bin$/, '.json')), { force: true });
+      const free = (this.opts.freeBytes ?? statfsFreeBytes)(dir);
+      if (free !== undefined && free < REJECTED_MIN_FREE_BYTES) {
+        log.warn('rejected payload not kept: the state dir is low on space', { freeMB: Math.round(free / 1024 / 1024), correlationId: info.correlationId });
+        return;
       }
+      const excerpt = bytes.subarray(0, REJECTED_EXCERPT_BYTES);
+      const record: RejectedRecord = { ...info, bytes: bytes.byteLength, excerptBytes: excerpt.byteLength };
+      const base = `${info.receivedAt.replace(/[:.]/g, '-')}-${info.correlationId}`;
+      fs.writeFileSync(path.join(dir, `${base}.bin`), excerpt, { mode: 0o600 });
+      fs.writeFileSync(path.join(dir, `${base}.json`), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+      this.pruneRejected(dir);
     } catch (e) {
       log.warn('could not keep the rejected payload', { error: describeError(e) });
+    }
+  }
+
+  /** Removes the oldest kept payloads (names start with the time) until the count and the total size are in bounds. */
+  private pruneRejected(dir: string): void {
+    const files = fs.readdirSync(dir).sort();
+    const groups = new Map<string, string[]>();
+    for (const f of files) {
+      const base = f.replace(/\.(bin|json)$/, '');
+      groups.set(base, [...(groups.get(base) ?? []), f]);
+    }
+    const entries = [...groups.entries()].map(([base, names]) => ({
+      base,
+      names,
+      size: names.reduce((n, f) => n + (fs.statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0), 0),
+    }));
+    let total = entries.reduce((n, e) => n + e.size, 0);
+    let count = entries.length;
+    for (const e of entries) {
+      if (count <= this.rejectedKeep && total <= REJECTED_TOTAL_BYTES) break;
+      for (const f of e.names) fs.rmSync(path.join(dir, f), { force: true });
+      total -= e.size;
+      count--;
     }
   }
 

@@ -120,6 +120,14 @@ export const HeadManifestSchema = Type.Object(
       errorMessage: ISO_RULE,
       description: 'ISO 8601 date-time with a time zone, e.g. "2024-05-01T12:00:00.000Z" or "2024-05-01T12:00:00.123456+00:00".',
     }),
+    notAfter: Type.Optional(
+      Type.String({
+        pattern: ISO_PATTERN,
+        errorMessage: ISO_RULE,
+        description:
+          'Optional expiry, an ISO 8601 date-time with a time zone: a device whose clock is past it refuses the head ("expired"). Signed with the rest, so a very old signed payload cannot be replayed forever (docs/head-format.md, threat model). A head already active keeps running.',
+      }),
+    ),
     metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { errorMessage: 'must be an object', description: 'Free-form training metrics (accuracy, confusion matrix, ...).' })),
     testVectors: Type.Optional(Type.Array(TestVectorSchema, { errorMessage: 'must be an array', description: 'Sample inputs the device can re-run on its backend.' })),
     shadow: Type.Optional(
@@ -210,7 +218,7 @@ function checkJsonTree(v: unknown, path: string, depth: number, errors: string[]
   errors.push(`${path}: a ${typeof v} is not JSON`);
 }
 
-/** The field checks a schema cannot express on one value: distinct classes, a date the calendar has. */
+/** The field checks a schema cannot express on one value: distinct classes, dates the calendar has. */
 function fieldErrors(m: Obj): string[] {
   const errors: string[] = [];
   if (Array.isArray(m.classes)) {
@@ -223,9 +231,9 @@ function fieldErrors(m: Obj): string[] {
       else errors.push(`manifest.classes[${i}]: duplicate of classes[${first}] ${JSON.stringify(c)}`);
     }
   }
-  const createdAt = m.createdAt;
-  if (typeof createdAt === 'string' && ISO_RE.test(createdAt) && !isRealDate(createdAt)) {
-    errors.push(`manifest.createdAt: ${ISO_RULE} (got ${JSON.stringify(createdAt)})`);
+  for (const key of ['createdAt', 'notAfter'] as const) {
+    const v = m[key];
+    if (typeof v === 'string' && ISO_RE.test(v) && !isRealDate(v)) errors.push(`manifest.${key}: ${ISO_RULE} (got ${JSON.stringify(v)})`);
   }
   return errors;
 }

@@ -20,6 +20,28 @@ let base = '';
 const requests: http.IncomingHttpHeaders[] = [];
 /** Called when a /hang request reaches the server. */
 let hangArrived: (() => void) | undefined;
+/** The latest /endless or /trickle response: resolves when the client closed it (how many bytes were sent by then). */
+let streaming: { started: Promise<void>; closed: Promise<number> } | undefined;
+
+/** Sends `chunk` again and again (as fast as the client reads, or every `everyMs`) until the client goes away. */
+function sendForever(res: http.ServerResponse, chunk: Buffer, everyMs?: number): void {
+  let sent = 0;
+  let started!: () => void;
+  streaming = { started: new Promise<void>((r) => (started = r)), closed: new Promise<number>((r) => res.on('close', () => r(sent))) };
+  res.writeHead(200, { 'content-type': 'image/jpeg' });
+  const more = (): void => {
+    if (res.destroyed) return;
+    let ok = true;
+    do {
+      ok = res.write(chunk);
+      sent += chunk.length;
+      started();
+    } while (ok && everyMs === undefined);
+    if (everyMs !== undefined) setTimeout(more, everyMs);
+    else res.once('drain', more);
+  };
+  more();
+}
 
 before(async () => {
   server = http.createServer((req, res) => {
@@ -43,6 +65,13 @@ before(async () => {
       case '/hang':
         hangArrived?.();
         return; // never answers
+      case '/endless': // a "snapshot" that never ends, as fast as the client takes it
+        return sendForever(res, Buffer.concat([JPEG, Buffer.alloc(64 * 1024 - JPEG.length)]));
+      case '/trickle': // a snapshot that arrives a few bytes at a time
+        return sendForever(res, JPEG.subarray(0, 16), 20);
+      case '/declared-huge':
+        res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': '1000000000' });
+        return void res.write(JPEG);
       case '/slow-body':
         res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': String(JPEG.length) });
         return void res.write(JPEG.subarray(0, 10)); // and never the rest
@@ -135,6 +164,38 @@ describe('http source', { timeout: 60_000 }, () => {
     await src.stop();
     await capture;
     await rejectsWith(src.capture(), 'CAPTURE', /not started/);
+  });
+
+  test('a body past source.http.maxFrameBytes is refused: the download is cancelled, nothing beyond the limit is held', async () => {
+    const maxFrameBytes = 1024 * 1024;
+    const err = await rejectsWith(
+      captureOnce(source(`${base}/endless`, { maxFrameBytes, timeoutMs: 600_000 })),
+      'CAPTURE',
+      new RegExp(`/endless: the snapshot is more than ${maxFrameBytes} bytes, over the limit of ${maxFrameBytes} bytes \\(source\\.http\\.maxFrameBytes\\)$`),
+    );
+    assert.match(err.hint ?? '', /raise source\.http\.maxFrameBytes/);
+    const sent = await streaming!.closed; // the server sees the client go away: the body is not read to its (absent) end
+    assert.ok(sent > maxFrameBytes, `the server sent ${sent} bytes before the client went away`);
+  });
+
+  test('a declared Content-Length past the limit is refused before the body is read', async () => {
+    await rejectsWith(
+      captureOnce(source(`${base}/declared-huge`)),
+      'CAPTURE',
+      /declared-huge: the snapshot is 1000000000 bytes, over the limit of 16777216 bytes \(source\.http\.maxFrameBytes\)$/,
+    );
+  });
+
+  test('stop() during a slow body download aborts it (the server sees the request closed)', async () => {
+    const src = source(`${base}/trickle`, { timeoutMs: 600_000 });
+    await src.start();
+    streaming = undefined;
+    const capture = rejectsWith(src.capture(), 'CAPTURE', /aborted, the source was stopped/);
+    while (!streaming) await new Promise((r) => setImmediate(r));
+    await streaming.started; // the body is flowing
+    await src.stop();
+    await capture;
+    await streaming.closed;
   });
 
   test('the factory requires a url for type http', () => {
