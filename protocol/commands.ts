@@ -5,7 +5,7 @@
  * from it. A new command starts here.
  */
 import { type Static, type TObject, Type } from '@sinclair/typebox';
-import { CMD_MAX_BYTES } from './patterns';
+import { CMD_MAX_BYTES, ID_PATTERN, ID_RULE } from './patterns';
 import { parseJsonPayload, schemaErrors } from './validate';
 
 const NoArgs = Type.Object({}, { additionalProperties: false });
@@ -14,6 +14,18 @@ export const COMMANDS = {
   capture: { args: NoArgs, summary: 'take a frame now; replies with that frame\'s prediction (or the capture error)' },
   status: { args: NoArgs, summary: 'replies with the birth message, a telemetry snapshot and the head state' },
   rollback: { args: NoArgs, summary: 'make the previous head active again' },
+  allow: {
+    args: Type.Object(
+      {
+        id: Type.String({ pattern: ID_PATTERN, patternMessage: ID_RULE, description: 'head id: one applied on this device before' }),
+        version: Type.Integer({ minimum: 1, description: 'the version to let through, at or below the highest applied' }),
+        sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', patternMessage: 'must be 64 lowercase hex digits', description: 'only the head with this manifest.sha256' })),
+        minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10080, description: 'how long the allowance lasts (default 60)' })),
+      },
+      { additionalProperties: false },
+    ),
+    summary: 'let one older or equal version of a head through the downgrade check, once (docs/head-format.md)',
+  },
   promote: { args: NoArgs, summary: 'make the head in shadow mode active' },
   discard: { args: NoArgs, summary: 'drop the head in shadow mode' },
   shadow: {

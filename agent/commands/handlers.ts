@@ -12,7 +12,7 @@ const CAPTURE_ATTEMPTS = 3;
 export interface CommandTargets {
   frames: Pick<FrameLoop, 'capture'>;
   scheduler: Pick<Scheduler, 'runNow' | 'idle'>;
-  heads: Pick<HeadManager, 'rollback' | 'promote' | 'discard' | 'armShadow'>;
+  heads: Pick<HeadManager, 'rollback' | 'allow' | 'promote' | 'discard' | 'armShadow'>;
   status: () => { birth: BirthMessage; telemetry: TelemetryMessage; head: HeadStateMessage };
 }
 
@@ -29,6 +29,8 @@ export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
     },
     status: async () => t.status(),
     rollback: () => t.heads.rollback(),
+    // One older or equal version of a head past the high-water mark, once (agent/hot-swap/high-water.ts).
+    allow: (args) => t.heads.allow(args),
     promote: () => t.heads.promote(),
     discard: () => t.heads.discard(),
     async shadow(args) {

@@ -128,13 +128,15 @@ export class FrameLoop implements HeadPort {
   private async emit(msg: PredictionMessage): Promise<void> {
     const { filter, stats } = this.deps;
     const decision = msg.reason ? ({ publish: true } as const) : filter.decide(msg.top[0]!);
-    this.deps.print?.(formatPrediction(msg, decision.publish));
     if (!decision.publish) {
       stats.suppressed++;
+      this.deps.print?.(formatPrediction(msg, false));
       return;
     }
     await this.deps.publish(msg);
     stats.published++;
+    // Printed once the publisher has it (sent, or safely in the offline queue): a printed prediction is delivered.
+    this.deps.print?.(formatPrediction(msg, true));
   }
 
   // HeadPort ---------------------------------------------------------------------------------------------------
