@@ -89,7 +89,7 @@ export const HeadSchema = section(
         'Ed25519 public keys (PEM files, or inline PEM) trusted to sign heads. When any is set, unsigned heads and heads signed by other keys are rejected.',
     }),
     testVectorTolerance: Type.Number({ exclusiveMinimum: 0, default: 1e-3, description: 'Largest |logit difference| (absolute, plus the same relative) when a head\'s test vectors are recomputed on the device.' }),
-    rejectedKeep: Type.Integer({ minimum: 0, default: 10, description: 'Rejected head payloads kept in <stateDir>/heads/rejected for inspection (oldest removed first).' }),
+    rejectedKeep: Type.Integer({ minimum: 0, default: 10, description: 'Rejected head payloads kept in <stateDir>/heads/rejected for inspection, each as its first 4 KiB and a record (reason, size, sha256); oldest removed first, 1 MiB in all at most, none while the state dir has less than 32 MiB free.' }),
   },
   'Dense classification head.',
 );

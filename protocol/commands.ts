@@ -20,7 +20,7 @@ export const COMMANDS = {
         id: Type.String({ pattern: ID_PATTERN, patternMessage: ID_RULE, description: 'head id: one applied on this device before' }),
         version: Type.Integer({ minimum: 1, description: 'the version to let through, at or below the highest applied' }),
         sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', patternMessage: 'must be 64 lowercase hex digits', description: 'only the head with this manifest.sha256' })),
-        minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10080, description: 'how long the allowance lasts (default 60)' })),
+        minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10080, description: 'minutes the allowance lasts (default 60)' })),
       },
       { additionalProperties: false },
     ),

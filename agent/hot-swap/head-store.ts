@@ -88,6 +88,12 @@ export class HeadStore {
     this.dir = path.join(stateDir, 'heads');
     fs.mkdirSync(path.join(this.dir, 'rejected'), { recursive: true });
     for (const f of fs.readdirSync(this.dir)) if (f.includes('.tmp')) fs.rmSync(path.join(this.dir, f), { force: true });
+    // Into bounds at start too: a state dir from an older agent may hold whole payloads (up to 16 MiB each).
+    try {
+      this.pruneRejected(path.join(this.dir, 'rejected'));
+    } catch (e) {
+      log.warn('could not prune the rejected payloads', { error: describeError(e) });
+    }
   }
 
   private file(slot: Slot): string {

@@ -1,7 +1,13 @@
-/** `edgehead head inspect HEAD [--json] [--key PUB...]`: manifest, checksum, size, correlation id and signature. */
+/**
+ * `edgehead head inspect HEAD [--json] [--key PUB...]`: manifest, checksum, size, correlation id and signature.
+ * `edgehead head inspect --rejected FILE [--json]`: what a device kept of a rejected payload (its record, and what
+ * its 4 KiB excerpt shows: header fields, the manifest's id, version and key id when the manifest fits in it).
+ */
 import * as fs from 'node:fs';
 import { defaultConfig } from '../../config/defaults';
+import * as path from 'node:path';
 import { readHeadFile } from '../../protocol/head/files';
+import { HEAD_HEADER_BYTES } from '../../protocol/head/format';
 import { verifyHead } from '../../protocol/head/signature';
 import { correlationIdOf } from '../../protocol/messages';
 import { EdgeheadError } from '../../base/errors';
@@ -11,17 +17,22 @@ import { type Command, help, parseCommandArgs } from '../args';
 const USAGE = `edgehead head inspect HEAD [--json] [--key PUB ...]
   Validates HEAD as a device would (format, schema, checksum: a broken file exits 1) and prints its manifest, size,
   correlation id (first 16 hex of sha256 of the file) and signature. With --key (repeatable), verifies the signature
-  against those public keys: "valid (key ID)", "INVALID: reason" or "unsigned"; exits 1 unless valid.`;
+  against those public keys: "valid (key ID)", "INVALID: reason" or "unsigned"; exits 1 unless valid.
+edgehead head inspect --rejected FILE [--json]
+  Reads a rejected payload a device kept in <stateDir>/heads/rejected (FILE: its .json record or .bin excerpt):
+  the reason, topic, size and sha256 of the whole payload, and what its first 4 KiB show (header fields; the
+  manifest's id, version and signing key id when the whole manifest fits in the excerpt).`;
 
 export const headInspectCommand: Command = {
   name: 'inspect',
   summary: 'print a head file\'s manifest, checksum and signature status',
   usage: USAGE,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, key: { type: 'string', multiple: true } }, USAGE);
+    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, key: { type: 'string', multiple: true }, rejected: { type: 'boolean' } }, USAGE);
     if (values.help) return help(USAGE);
     if (positionals.length !== 1) throw new EdgeheadError('BAD_ARGS', 'head inspect takes exactly one head file');
     const file = positionals[0]!;
+    if (values.rejected) return inspectRejected(file, values.json === true);
     const keyFiles = values.key ?? [];
     const keys = keyFiles.map(readPublicKey);
     const head = readHeadFile(file, defaultConfig().head.maxBytes);
@@ -83,4 +94,40 @@ function readPublicKey(file: string): string {
     throw new EdgeheadError('BAD_ARGS', `--key ${file}: is a private key`, { hint: 'pass the .pub file; the .key stays on the signing machine' });
   }
   return pem;
+}
+
+/** The record and excerpt of a rejected payload (agent/hot-swap/head-store.ts keepRejected). */
+function inspectRejected(file: string, json: boolean): number {
+  const base = file.replace(/\.(json|bin)$/, '');
+  let record: Record<string, unknown>;
+  let excerpt: Buffer;
+  try {
+    record = JSON.parse(fs.readFileSync(`${base}.json`, 'utf8')) as Record<string, unknown>;
+    excerpt = fs.readFileSync(`${base}.bin`);
+  } catch (e) {
+    throw new EdgeheadError('BAD_ARGS', `--rejected ${file}: cannot read ${path.basename(base)}.json and .bin: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'pass a file from <stateDir>/heads/rejected' });
+  }
+  const summary: Record<string, unknown> = { ...record, excerpt: describeExcerpt(excerpt) };
+  if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  else for (const [k, v] of Object.entries(summary)) process.stdout.write(`${k.padEnd(13)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
+  return 0;
+}
+
+function describeExcerpt(b: Buffer): Record<string, unknown> {
+  const out: Record<string, unknown> = { bytes: b.byteLength };
+  if (b.byteLength < HEAD_HEADER_BYTES) return { ...out, note: 'shorter than the 12-byte header', hex: b.toString('hex') };
+  const magic = b.subarray(0, 4);
+  const manifestLength = b.readUInt32LE(8);
+  Object.assign(out, { magic: /^[\x20-\x7e]{4}$/.test(magic.toString('latin1')) ? magic.toString('latin1') : `0x${magic.toString('hex')}`, formatVersion: b.readUInt16LE(4), flags: b.readUInt16LE(6), manifestLength });
+  const end = HEAD_HEADER_BYTES + manifestLength;
+  if (end <= b.byteLength) {
+    try {
+      const m = JSON.parse(b.subarray(HEAD_HEADER_BYTES, end).toString('utf8')) as { id?: unknown; version?: unknown; notAfter?: unknown; signature?: { keyId?: unknown } };
+      return { ...out, manifest: { id: m.id, version: m.version, notAfter: m.notAfter, keyId: m.signature?.keyId } };
+    } catch {
+      // not JSON: show the start below
+    }
+  }
+  const text = b.subarray(HEAD_HEADER_BYTES, Math.min(end, b.byteLength, HEAD_HEADER_BYTES + 200)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return { ...out, manifestStart: text };
 }

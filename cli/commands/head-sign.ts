@@ -1,4 +1,4 @@
-/** `edgehead head sign --key KEY HEAD [--out FILE]`: add (or replace) a head's Ed25519 signature. */
+/** `edgehead head sign --key KEY HEAD [--out FILE] [--not-after WHEN]`: add (or replace) a head's Ed25519 signature. */
 import * as fs from 'node:fs';
 import { defaultConfig } from '../../config/defaults';
 import { readHeadFile, writeHeadFile } from '../../protocol/head/files';
@@ -8,23 +8,28 @@ import { EdgeheadError } from '../../base/errors';
 import { sha256Hex } from '../../base/hash';
 import { type Command, help, parseCommandArgs } from '../args';
 
-const USAGE = `edgehead head sign --key KEY HEAD [--out FILE]
+const USAGE = `edgehead head sign --key KEY HEAD [--out FILE] [--not-after WHEN]
   Signs HEAD with the Ed25519 private key KEY (from \`edgehead head keygen\`), in place (atomic rename) or to FILE.
   An existing signature is replaced. Prints the key id and the signed file's sha256 and correlation id (what
-  \`head push\` and the devices' head/state use to identify this exact payload).`;
+  \`head push\` and the devices' head/state use to identify this exact payload).
+  --not-after WHEN  sets manifest.notAfter (signed): devices whose clock is past it refuse the head ("expired"), so
+                    an old signed payload cannot be replayed forever. WHEN is an ISO 8601 date-time with a time zone
+                    (2025-06-30T00:00:00Z) or a duration from now: 90d, 12h, 30m. Without it, an existing notAfter
+                    is kept.`;
 
 export const headSignCommand: Command = {
   name: 'sign',
   summary: 'sign a head file with an Ed25519 private key',
   usage: USAGE,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { key: { type: 'string' }, out: { type: 'string' } }, USAGE);
+    const { values, positionals } = parseCommandArgs(argv, { key: { type: 'string' }, out: { type: 'string' }, 'not-after': { type: 'string' } }, USAGE);
     if (values.help) return help(USAGE);
     if (!values.key) throw new EdgeheadError('BAD_ARGS', 'head sign needs --key KEY (the .key file from `edgehead head keygen`)');
     if (positionals.length !== 1) throw new EdgeheadError('BAD_ARGS', 'head sign takes exactly one head file', { hint: `usage: ${USAGE.split('\n')[0]}` });
     const file = positionals[0]!;
     const keyPem = readKey(values.key);
     const head = readHeadFile(file, defaultConfig().head.maxBytes);
+    if (values['not-after'] !== undefined) head.manifest = { ...head.manifest, notAfter: notAfterArg(values['not-after'], new Date()) };
     const previous = head.manifest.signature?.keyId;
     let signed;
     try {
@@ -52,11 +57,30 @@ export const headSignCommand: Command = {
         `key id:         ${keyId}`,
         `sha256:         ${sha}`,
         `correlation id: ${correlationIdOf(sha)}`,
+        ...(signed.manifest.notAfter ? [`not after:      ${signed.manifest.notAfter}`] : []),
       ].join('\n') + '\n',
     );
     return 0;
   },
 };
+
+const UNIT_MS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000 };
+
+/** --not-after: an ISO 8601 date-time with a time zone (checked like every manifest date), or 90d / 12h / 30m from `now`. */
+export function notAfterArg(value: string, now: Date): string {
+  const rel = /^(\d{1,6})([dhm])$/.exec(value);
+  if (rel) {
+    const ms = Number(rel[1]) * UNIT_MS[rel[2]!]!;
+    if (ms === 0) throw new EdgeheadError('BAD_ARGS', `--not-after must be in the future (got "${value}")`);
+    return new Date(now.getTime() + ms).toISOString();
+  }
+  const t = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(value) || Number.isNaN(t)) {
+    throw new EdgeheadError('BAD_ARGS', `--not-after must be an ISO 8601 date-time with a time zone (2025-06-30T00:00:00Z) or a duration like 90d, 12h, 30m (got "${value}")`);
+  }
+  if (t <= now.getTime()) throw new EdgeheadError('BAD_ARGS', `--not-after ${value} is already past: devices would refuse the head`);
+  return value;
+}
 
 function readKey(file: string): string {
   try {

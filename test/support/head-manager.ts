@@ -29,6 +29,8 @@ export function testHeadManager(opts: {
   lastFeatures?: () => Float32Array | undefined;
   deviceId?: string;
   topicPrefix?: string;
+  /** Wall clock for notAfter and allowances. */
+  now?: () => number;
 }): TestHeadManager {
   const events = new EventBus();
   const states: HeadStateMessage[] = [];
@@ -45,6 +47,7 @@ export function testHeadManager(opts: {
     topicPrefix: opts.topicPrefix ?? 'edgehead',
     events,
     initial,
+    ...(opts.now ? { now: opts.now } : {}),
     classifier: {
       lastFeatures: opts.lastFeatures ?? (() => undefined),
       top1: (h, f) => tf.tidy(() => h.predict(tf.tensor2d(f, [1, D]), 1)[0]![0]!.label),

@@ -25,6 +25,7 @@ function router(over: Partial<CommandHandlers> = {}): { r: CommandRouter; calls:
       return { online: true };
     },
     rollback: async (args) => void calls.push(['rollback', args]),
+    allow: async (args) => void calls.push(['allow', args]),
     promote: async (args) => void calls.push(['promote', args]),
     discard: async (args) => void calls.push(['discard', args]),
     shadow: async (args) => {
@@ -128,7 +129,7 @@ test('an unknown command: an error reply naming it and the known ones, no handle
   const reply = await handle(req({ id: 'u', cmd: 'reboot', args: {} }));
   assert.equal(reply.id, 'u');
   assert.equal(reply.ok, false);
-  assert.match(reply.error ?? '', /unknown command "reboot" \(known: capture, discard, promote, rollback, shadow, status\)/);
+  assert.match(reply.error ?? '', /unknown command "reboot" \(known: allow, capture, discard, promote, rollback, shadow, status\)/);
   for (const cmd of ['STATUS', 'constructor', 'toString', 'hasOwnProperty', '__proto__', '']) {
     const r = await handle(req({ id: 'p', cmd }));
     assert.equal(r.ok, false, cmd);
