@@ -9,7 +9,6 @@
  *
  * start() connects and starts the frames; stop() takes everything down in reverse order of construction.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Clock, systemClock } from '../base/clock';
 import { describeError, EdgeheadError } from '../base/errors';
@@ -34,7 +33,7 @@ import { HeadManager, startingHeads } from './hot-swap/head-manager';
 import { HeadStore } from './hot-swap/head-store';
 import { loadPublicKeys } from './hot-swap/public-keys';
 import { initImageCodecs } from './image';
-import { attachInbox } from './inbox';
+import { attachInbox, inboxPayloadLimit } from './inbox';
 import { Classifier } from './inference/classifier';
 import { DenseHead } from './inference/dense-head';
 import { Teardown } from './lifecycle';
@@ -44,7 +43,8 @@ import { ReliablePublisher } from './publish/reliable-publisher';
 import { Scheduler } from './schedule/scheduler';
 import { createFrameSource } from './sources';
 import type { FrameSource } from './sources/source';
-import { nextRunNumber } from './state/run-counter';
+import { nextRunNumber, queuedRuns } from './state/run-counter';
+import { openStateDir } from './state/state-dir';
 import { DiskQueue } from './store/disk-queue';
 import type { MessageQueue } from './store/queue';
 import { telemetrySnapshot } from './telemetry/snapshot';
@@ -92,8 +92,8 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
   const teardown = new Teardown();
   const problems = deps.problems ?? new Problems(() => clock.now());
   try {
-    fs.mkdirSync(cfg.stateDir, { recursive: true });
-    const run = nextRunNumber(cfg.stateDir);
+    const stateDir = openStateDir(cfg.stateDir, { problems }); // 0700, locked: a second agent on it stops here
+    teardown.add('state dir lock', () => stateDir.release());
     const backend = await initBackend({ backend: cfg.backend.name, threads: cfg.backend.threads });
     log.info('image decoder', { ...initImageCodecs() }); // loads the JPEG decoder now rather than on the first frame
     const publicKeys = loadPublicKeys(cfg.head.publicKeys);
@@ -116,15 +116,25 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       topK: cfg.predictions.topK,
     });
 
-    const queue = deps.queue ?? new DiskQueue({ dir: path.join(cfg.stateDir, 'queue'), maxBytes: Math.round(cfg.offline.maxMB * 1024 * 1024) });
+    const runs = queuedRuns();
+    const queue =
+      deps.queue ?? new DiskQueue({ dir: path.join(cfg.stateDir, 'queue'), maxBytes: Math.round(cfg.offline.maxMB * 1024 * 1024), problems, onRecovered: runs.observe });
     await queue.open();
+    const run = nextRunNumber({ stateDir: cfg.stateDir, usedBefore: stateDir.usedBefore, queuedRun: runs.highest, now: clock.now(), problems });
     teardown.add('queue', () => queue.close());
     if (!deps.broker) {
       const embedded = await embeddedBrokerIfWanted(cfg.mqtt);
       if (embedded) teardown.add('embedded broker', () => embedded.close());
     }
     const topics = deviceTopics(cfg.mqtt.topicPrefix, deviceId, cfg.device.groups);
-    const broker = deps.broker ?? new MqttJsClient({ cfg: cfg.mqtt, clientId: deviceId, will: statusOffline(topics, deviceId, 'connection lost') });
+    const broker =
+      deps.broker ??
+      new MqttJsClient({
+        cfg: cfg.mqtt,
+        clientId: deviceId,
+        will: statusOffline(topics, deviceId, 'connection lost'),
+        maxPayloadBytes: inboxPayloadLimit(topics, cfg.head.maxBytes),
+      });
     const publisher = new ReliablePublisher(broker, queue);
 
     const events = new EventBus();
@@ -218,6 +228,8 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         void attachInbox(broker, cfg.mqtt.topicPrefix, topics, {
           head: (topic, payload, retained) => heads.handlePayload(topic, payload, retained).catch((e) => log.error('head update failed', { error: describeError(e) })),
           command: (payload) => commands.handle(payload),
+          refused: (kind, topic, r) =>
+            kind === 'command' ? void commands.refuse(r) : log.warn('head payload refused unread', { topic, bytes: r.bytes, limit: r.limit }),
         }).catch((e) => log.warn('subscribe failed', { error: describeError(e) }));
         broker.start();
         await frames.startSource();

@@ -96,3 +96,12 @@ export async function fsyncDirAsync(dir: string): Promise<void> {
     await fh?.close();
   }
 }
+
+/** The file system is out of space (ENOSPC) or quota (EDQUOT), for `e` or the error it wraps. */
+export function isNoSpaceError(e: unknown): boolean {
+  for (let x = e, depth = 0; x && typeof x === 'object' && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
+}

@@ -11,6 +11,14 @@ export interface BrokerStats {
   lastError?: string;
 }
 
+/** A payload the client refused unread: its declared size and the topic's limit, in bytes. */
+export interface RefusedPayload {
+  bytes: number;
+  limit: number;
+}
+
+export type MessageHandler = (topic: string, payload: Buffer, retained: boolean, refused?: RefusedPayload) => void;
+
 export interface BrokerClient {
   readonly connected: boolean;
   /** Starts connecting in the background; never throws for an unreachable broker (the agent works offline). */
@@ -20,7 +28,9 @@ export interface BrokerClient {
   /** Topics to (re)subscribe on every connection. Resolves once the broker acknowledged them (at once when not
    * connected: they are subscribed on the next connection). */
   subscribe(topics: string[]): Promise<void>;
-  onMessage(handler: (topic: string, payload: Buffer, retained: boolean) => void): void;
+  /** Incoming messages. `refused` is set (and `payload` empty) for a payload over the client's size limit for that
+   * topic: it was skipped unread, so a reply can say it was too large. */
+  onMessage(handler: MessageHandler): void;
   onConnect(handler: () => void): void;
   onDisconnect(handler: (reason: string) => void): void;
   stats(): BrokerStats;

@@ -3,16 +3,19 @@
  * (rejectUnauthorized by default; the URL is never changed, so there is no plaintext fallback); persistent session;
  * last will; reconnect with exponential backoff and jitter (MQTT.js only offers a fixed period, so its own
  * reconnect is off and this class calls client.reconnect()). The one MQTT adapter of the project: the device runs it
- * with reconnect, operator tools (head push, the fleet server) with `reconnect: false` and open().
+ * with reconnect, operator tools (head push, the fleet server) with `reconnect: false` and open(). With
+ * `maxPayloadBytes`, incoming payloads over a topic's limit are skipped on the byte stream, never buffered
+ * (./publish-guard.ts), and reported to the message handlers as refused.
  */
 import * as fs from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient, type StreamBuilder } from 'mqtt';
 import type { Config } from '../config/schema';
 import { type Clock, systemClock, type TimerHandle } from '../base/clock';
 import { EdgeheadError } from '../base/errors';
 import { TLS_URL_RE } from '../protocol/patterns';
 import { createLogger } from '../base/log';
-import type { BrokerClient, BrokerStats, PublishOptions } from './broker';
+import type { BrokerClient, BrokerStats, MessageHandler, PublishOptions } from './broker';
+import { PublishGuard, type RefusedPublish } from './publish-guard';
 
 const log = createLogger('mqtt');
 
@@ -38,6 +41,9 @@ export interface MqttJsClientOptions {
   /** How messages name the TLS file settings: default mqtt.tls.<key>; operator tools name their flags. */
   settingName?: (key: TlsFile) => string;
   connect?: MqttConnect;
+  /** Largest payload accepted per topic (the device: a few KiB on cmd, head.maxBytes on head/set). A larger PUBLISH
+   * is skipped as it arrives instead of being buffered whole, and handed to the message handlers as refused. */
+  maxPayloadBytes?: (topic: string) => number;
 }
 
 export class MqttJsClient implements BrokerClient {
@@ -51,7 +57,9 @@ export class MqttJsClient implements BrokerClient {
   private reconnectTimer: TimerHandle | undefined;
   private stopping = false;
   private topics: string[] = [];
-  private readonly messageHandlers: ((topic: string, payload: Buffer, retained: boolean) => void)[] = [];
+  private readonly messageHandlers: MessageHandler[] = [];
+  /** QoS 2 packet ids of refused publishes: MQTT.js delivers them with an empty payload, which is not a message. */
+  private readonly refusedQos2 = new Set<number>();
   private readonly connectHandlers: (() => void)[] = [];
   private readonly disconnectHandlers: ((reason: string) => void)[] = [];
   private opened: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -68,7 +76,8 @@ export class MqttJsClient implements BrokerClient {
   start(): void {
     const { cfg } = this.opts;
     const options = this.clientOptions();
-    const client = (this.opts.connect ?? ((url, o) => mqtt.connect(url, o)))(cfg.url, options);
+    const guarded = this.opts.maxPayloadBytes !== undefined;
+    const client = (this.opts.connect ?? ((url, o) => mqtt.connect(url, o)))(cfg.url, guarded ? { ...options, manualConnect: true } : options);
     this.client = client;
     client.on('connect', (connack) => {
       this.attempts = 0;
@@ -83,6 +92,7 @@ export class MqttJsClient implements BrokerClient {
       for (const h of this.connectHandlers) h();
     });
     client.on('message', (topic, payload, packet) => {
+      if (packet.qos === 2 && packet.messageId !== undefined && this.refusedQos2.delete(packet.messageId)) return;
       for (const h of this.messageHandlers) h(topic, payload, packet.retain === true);
     });
     client.on('error', (err) => this.noteError(err));
@@ -95,6 +105,37 @@ export class MqttJsClient implements BrokerClient {
       for (const h of this.disconnectHandlers) h(this.lastError ?? 'connection closed');
       if (this.opts.reconnect !== false) this.scheduleReconnect();
     });
+    if (guarded) {
+      this.guardStreams(client, this.opts.maxPayloadBytes!);
+      client.connect();
+    }
+  }
+
+  /**
+   * Puts a PublishGuard between each new connection's stream and MQTT.js's parser. MQTT.js reads a stream only
+   * through `stream.pipe(parser)` (client.js connect()), so that one call is redirected through the guard; writes,
+   * close and errors stay on the stream itself. streamBuilder is private in MQTT.js's types, hence the cast.
+   */
+  private guardStreams(client: MqttClient, maxPayloadBytes: (topic: string) => number): void {
+    const c = client as unknown as { streamBuilder: StreamBuilder };
+    const build = c.streamBuilder;
+    c.streamBuilder = (mc, o) => {
+      const stream = build(mc, o);
+      const guard = new PublishGuard({ maxPayloadBytes, reply: (packet) => void stream.write(packet), onRefused: (r) => this.refused(r) });
+      guard.on('error', (e) => stream.destroy(e));
+      const pipe = stream.pipe.bind(stream) as (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => NodeJS.WritableStream;
+      (stream as { pipe: unknown }).pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
+        pipe(guard, opts);
+        return guard.pipe(dest, opts);
+      };
+      return stream;
+    };
+  }
+
+  private refused(r: RefusedPublish): void {
+    log.warn('incoming message refused: payload too large', { topic: r.topic, bytes: r.bytes, limit: r.limit });
+    if (r.messageId !== undefined) this.refusedQos2.add(r.messageId);
+    for (const h of this.messageHandlers) h(r.topic, Buffer.alloc(0), r.retained, { bytes: r.bytes, limit: r.limit });
   }
 
   /** Connects and resolves on the first connection; with reconnect: false, rejects if that first attempt fails. */
@@ -186,7 +227,7 @@ export class MqttJsClient implements BrokerClient {
     });
   }
 
-  onMessage(handler: (topic: string, payload: Buffer, retained: boolean) => void): void {
+  onMessage(handler: MessageHandler): void {
     this.messageHandlers.push(handler);
   }
 

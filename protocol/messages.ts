@@ -58,7 +58,7 @@ const StageMs = Type.Object(Object.fromEntries(STAGES.map((s) => [s, Type.Number
 export const PredictionMessageSchema = Type.Object(
   {
     ts: Type.String({ description: 'capture time' }),
-    run: Type.Integer({ minimum: 1, description: 'grows by one at every agent start (persisted)' }),
+    run: Type.Integer({ minimum: 1, description: 'new at every agent start (one more, or a jump after damage); never repeats on a device' }),
     frameId: Type.Integer({ minimum: 1, description: 'from 1 within a run; (run, frameId) identifies a prediction' }),
     source: Type.String({ description: 'where the frame came from' }),
     top: Type.Array(ScoredLabelSchema, { minItems: 1, description: 'top-k labels, best first' }),

@@ -86,7 +86,7 @@ export class HeadStore {
     private readonly opts: HeadStoreOptions = {},
   ) {
     this.dir = path.join(stateDir, 'heads');
-    fs.mkdirSync(path.join(this.dir, 'rejected'), { recursive: true });
+    fs.mkdirSync(path.join(this.dir, 'rejected'), { recursive: true, mode: 0o700 }); // the state dir is private
     for (const f of fs.readdirSync(this.dir)) if (f.includes('.tmp')) fs.rmSync(path.join(this.dir, f), { force: true });
     // Into bounds at start too: a state dir from an older agent may hold whole payloads (up to 16 MiB each).
     try {
@@ -116,11 +116,11 @@ export class HeadStore {
 
   /** Makes `bytes` the active head; the current active one (if any) becomes previous. */
   async activate(bytes: Uint8Array, current: { bytes: Uint8Array; appliedAt: string } | undefined, appliedAt: string, via = 'unknown'): Promise<void> {
-    const incoming = stageFile(this.file('active'), bytes);
+    const incoming = stageFile(this.file('active'), bytes, { mode: 0o600 });
     try {
       if (current) {
         if (fs.existsSync(this.file('active'))) fs.renameSync(this.file('active'), this.file('previous'));
-        else writeFileDurable(this.file('previous'), current.bytes);
+        else writeFileDurable(this.file('previous'), current.bytes, { mode: 0o600 });
       }
       if (this.pauseMs > 0) {
         // The most fragile moment: the old head is already "previous" and the new one not yet "active".
@@ -148,7 +148,7 @@ export class HeadStore {
   }
 
   async writeCandidate(bytes: Uint8Array): Promise<void> {
-    writeFileDurable(this.file('candidate'), bytes);
+    writeFileDurable(this.file('candidate'), bytes, { mode: 0o600 });
   }
 
   removeCandidate(): void {
@@ -211,6 +211,6 @@ export class HeadStore {
   }
 
   updateState(fn: (s: PersistedState) => PersistedState): void {
-    writeFileDurable(path.join(this.dir, 'state.json'), JSON.stringify(fn(this.readState()), null, 2));
+    writeFileDurable(path.join(this.dir, 'state.json'), JSON.stringify(fn(this.readState()), null, 2), { mode: 0o600 });
   }
 }

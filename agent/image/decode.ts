@@ -6,8 +6,10 @@
  * and YCCK (TurboJPEG cannot convert them to RGB), files libjpeg rejects or warns about (jpeg-js decodes slightly
  * malformed camera files tolerantly, or fails with the messages below), and any JPEG when the .wasm file is
  * missing. PNG: pngjs. This module wraps the decoders' loose error strings into one-line EdgeheadErrors and adds the
- * structural checks they skip (a JPEG's end marker, an interlaced PNG's decompressed size). docs/preprocessing.md
- * has the measurements.
+ * structural checks they skip (a JPEG's end marker, an interlaced PNG's decompressed size). Memory is bounded per
+ * decoder (./budget.ts): pngjs and jpeg-js decode at full size, so each has its own pixel limit derived from one
+ * memory budget, and an image larger than the model needs is shrunk before it leaves. docs/preprocessing.md has the
+ * measurements.
  */
 import { inflateSync } from 'node:zlib';
 import * as jpeg from 'jpeg-js';
@@ -15,6 +17,7 @@ import { PNG } from 'pngjs';
 import { EdgeheadError, describeError } from '../../base/errors';
 import { crc32 } from '../../base/crc32';
 import { createLogger } from '../../base/log';
+import { JPEG_JS_BYTES_PER_PIXEL, boxShrink, budgetPixels, describePng, overBudget, pngBytesPerPixel, shrinkFactor } from './budget';
 import { JpegTurbo, scaled } from './jpeg-turbo';
 import { type ImageFormat, type ImageHeader, chunkType, readImageHeader, u32be } from './probe';
 
@@ -27,8 +30,9 @@ export interface DecodeOptions {
    * [height, width] the caller will resize the upright image to (for a centre crop: the square's side, twice).
    * A JPEG is then decoded at the smallest libjpeg scale M/8 (M = 1..8) whose upright size is still at least this
    * large, e.g. a 640x480 frame at 1/2 = 320x240 for [224, 224]: the inverse DCT does the downscaling (averaging, so
-   * no aliasing) and most of the decoding work is skipped. Never upscales. Without it, and for PNG or the jpeg-js
-   * fallback: full size.
+   * no aliasing) and most of the decoding work is skipped. Never upscales. Any decoded image (PNG, the jpeg-js
+   * fallback, a JPEG still too large at 1/8) is then shrunk by the largest integer factor whose upright size still
+   * covers this (box filter, averaging too), so no full-size float tensor is ever built. Without it: full size.
    */
   targetSize?: [number, number];
 }
@@ -36,7 +40,7 @@ export interface DecodeOptions {
 export type ImageDecoder = 'libjpeg-turbo' | 'jpeg-js' | 'pngjs';
 
 export interface DecodedImage {
-  /** Size of `data`: the file's size, or less when a JPEG was decoded at a reduced scale. */
+  /** Size of `data`: the file's size, or less when the image was decoded or shrunk to a reduced scale (targetSize). */
   width: number;
   height: number;
   /** RGBA 8-bit, row-major, width*height*4 bytes, as stored (EXIF orientation not applied yet). */
@@ -72,7 +76,12 @@ export function decodeImage(bytes: Uint8Array, opts: DecodeOptions): DecodedImag
       { hint: 'downscale the image, or raise the pixel limit' },
     );
   }
-  const out =
+  if (header.format === 'png') {
+    const perPixel = pngBytesPerPixel(header.png);
+    const limit = budgetPixels(perPixel, bytes.length);
+    if (width * height > limit) throw overBudget(describePng(header.png), width, height, limit, perPixel);
+  }
+  let out =
     header.format === 'jpeg'
       ? decodeJpeg(bytes, header, maxPixels, targetSize)
       : { width, height, data: decodePng(bytes, header), decoder: 'pngjs' as const };
@@ -80,6 +89,8 @@ export function decodeImage(bytes: Uint8Array, opts: DecodeOptions): DecodedImag
     // Every decoder is asked for exactly this size; anything else is a decoder/header disagreement.
     throw bad(`corrupt ${format.toUpperCase()}: decoded ${out.data.length} bytes, expected ${out.width}x${out.height}x4`);
   }
+  const k = targetSize ? shrinkFactor(out.width, out.height, orientation, targetSize) : 1;
+  if (k > 1) out = { ...boxShrink(out.data, out.width, out.height, k), decoder: out.decoder };
   return { ...out, orientation, format, fileWidth: width, fileHeight: height };
 }
 
@@ -117,9 +128,6 @@ const JPEG_PROCESS: Record<number, string> = {
   0xcf: 'hierarchical arithmetic-coded lossless',
 };
 
-/** jpeg-js's own accounting, per pixel, in the worst case (4 components, no subsampling): 16 bytes of Int32
- * coefficient blocks + 4 of component lines + 4 of interleaved samples + 4 of RGBA output. */
-const JPEG_BYTES_PER_PIXEL = 28;
 /** Quantisation/Huffman tables and other small allocations jpeg-js counts. */
 const JPEG_SLACK_BYTES = 4 << 20;
 
@@ -186,10 +194,16 @@ function decodeJpeg(bytes: Uint8Array, header: JpegHeader, maxPixels: number, ta
     }
   }
 
+  // jpeg-js decodes at full size and needs up to 28 bytes per pixel: its own pixel limit, within the decode budget.
+  const budget = budgetPixels(JPEG_JS_BYTES_PER_PIXEL, bytes.length);
+  if (header.width * header.height > budget) {
+    const which = header.channels === 4 ? 'CMYK/YCCK JPEG' : 'JPEG that libjpeg-turbo cannot decode';
+    throw overBudget(`${which} (decoded by jpeg-js)`, header.width, header.height, budget, JPEG_JS_BYTES_PER_PIXEL);
+  }
   // Defence in depth if jpeg-js ever reads a frame differently from our probe: its own limits, derived from the
   // same budget. Memory: MCUs pad each dimension up to a multiple of at most 32 pixels.
   const padded = Math.ceil(header.width / 32) * 32 * Math.ceil(header.height / 32) * 32;
-  const memoryBytes = JPEG_BYTES_PER_PIXEL * Math.max(padded, maxPixels) + JPEG_SLACK_BYTES;
+  const memoryBytes = JPEG_JS_BYTES_PER_PIXEL * Math.max(padded, Math.min(maxPixels, budget)) + JPEG_SLACK_BYTES;
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
     decoded = jpeg.decode(bytes.subarray(0, end), {

@@ -7,8 +7,10 @@
  * empty at that moment (direct publishing only happens when it is), so they keep their place at its head.
  * Delivery is at-least-once: such a message may also be re-sent by MQTT.js, and a crash between the broker's
  * acknowledgement and the queue update re-sends a batch ((run, frameId) tells duplicates apart).
+ * A message the queue cannot store (a full disk with nothing left to drop: NotQueuedError, counted as dropped by the
+ * queue) is sent live when connected, and otherwise lost; the agent keeps running either way.
  */
-import type { MessageQueue, QueuedMessage } from '../store/queue';
+import { type MessageQueue, NotQueuedError, type QueuedMessage } from '../store/queue';
 import { describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
 import type { BrokerClient } from '../../mqtt/broker';
@@ -47,15 +49,29 @@ export class ReliablePublisher {
           async (e) => {
             // Not delivered and not spilled yet: keep it, behind whatever is queued already.
             log.debug('direct publish failed; queueing', { error: describeError(e) });
-            if (this.forget(msg)) await this.queue.push(msg);
+            if (this.forget(msg)) await this.enqueue(msg);
           },
         )
         .finally(() => this.inFlight.delete(p));
       this.inFlight.add(p);
       return;
     }
-    await this.queue.push(msg);
+    await this.enqueue(msg);
     if (this.broker.connected) void this.drain();
+  }
+
+  /** Queues msg; one the queue cannot store on a full disk is sent live if connected (it is counted as dropped). */
+  private async enqueue(msg: QueuedMessage): Promise<void> {
+    try {
+      await this.queue.push(msg);
+    } catch (e) {
+      if (!(e instanceof NotQueuedError)) throw e;
+      if (!this.broker.connected) return;
+      await this.broker.publish(msg.topic, msg.payload, { qos: msg.qos, retain: msg.retain }).then(
+        () => void this.published++,
+        (err) => log.debug('live publish of an unqueueable message failed', { error: describeError(err) }),
+      );
+    }
   }
 
   /** Removes msg from the unacknowledged list; false if it was no longer there (already spilled to the queue). */
@@ -70,7 +86,7 @@ export class ReliablePublisher {
   private spillUnacked(): void {
     const spilled = this.unacked.splice(0);
     if (spilled.length) log.debug('connection lost; queueing unacknowledged messages', { count: spilled.length });
-    for (const msg of spilled) void this.queue.push(msg);
+    for (const msg of spilled) this.enqueue(msg).catch((e) => log.warn('cannot queue an unacknowledged message', { error: describeError(e) }));
   }
 
   /** Publishes queued messages in order while connected. One drain at a time. */
@@ -103,6 +119,6 @@ export class ReliablePublisher {
   async stop(timeoutMs: number): Promise<void> {
     const deadline = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
     await Promise.race([Promise.allSettled([...this.inFlight, this.draining]), deadline]);
-    for (const msg of this.unacked.splice(0)) await this.queue.push(msg);
+    for (const msg of this.unacked.splice(0)) await this.enqueue(msg);
   }
 }

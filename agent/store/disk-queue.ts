@@ -3,24 +3,22 @@
  * are peeked, published and shifted, oldest first. Bounded by bytes (oldest dropped and counted), durable across
  * restarts, kill -9 and power cuts, and written append-only so an SD card is not rewritten per message.
  *
- * Files in `dir`:
+ * Files in `dir` (folders 0700, files 0600):
  *   0000000000000001.seg ...  segments: append-only, named by an increasing 16-digit number, rolled at ~segmentBytes
  *                              (default 1 MiB; smaller for small caps). A segment is deleted once fully consumed.
  *   meta                      where the head is (segment number + byte offset) and the dropped count.
+ *   damaged/                  damaged segment tails copied aside before a cut (queue-segments.ts).
  *
- * Modules: queue-record.ts (the record format, shared with MemoryQueue for sizes), queue-meta.ts (the meta file's
- * format), queue-segments.ts (segment files: naming, loading on open, reading records back); this file is the queue.
+ * Modules: queue-record.ts (record format, shared with MemoryQueue for sizes), queue-meta.ts (meta format),
+ * queue-segments.ts (loading segments on open, resynchronising after damage), queue-files.ts (the open files).
  *
- * Each segment is a sequence of records, one per message. A torn or corrupt record (bad length, checksum, flags) ends
- * the readable part of its segment: open() warns, skips the rest of that segment and, for the last segment, truncates
- * the file there so new records follow valid ones. Only the last segment can be torn by a power cut: a segment is
- * fdatasync'ed before the next one is started.
+ * Damage costs only the damaged records: open() resynchronises on the next valid record, counts each damaged span in
+ * `skipped`, warns and sets the 'queue-damaged' problem until the head has passed the damage. Only the last
+ * segment can be torn by a power cut: a segment is fdatasync'ed before the next one is started.
  *
- * meta: two checksummed slots written alternately in place; open() uses the newer valid one, so a torn meta write
- * falls back to the state before it. Meta is written on every shift and every cap drop (one small pwrite), so shifted
+ * meta (two checksummed slots written alternately in place) is written on every shift and every drop, so shifted
  * records do not come back after a process crash. Delivery is at-least-once: a crash between the broker's
- * acknowledgement and shift() (or a power cut before meta reaches the card) re-delivers those messages; the publisher
- * tolerates duplicates.
+ * acknowledgement and shift() (or a power cut before meta reaches the card) re-delivers those messages.
  *
  * fsync policy (the trade-off): every push is one write() straight to the segment, so when push() resolves the record
  * is in the kernel page cache and survives the agent crashing or being killed (-9, OOM, systemd timeout). Flushing to
@@ -33,20 +31,27 @@
  * journal commit interval, so the explicit flushes add little beyond what the kernel writes anyway, while bounding
  * the loss window even on mounts with longer commit intervals. `syncIntervalMs: 0` gives fdatasync on every push.
  *
+ * A full disk (ENOSPC, EDQUOT) never stops the queue: a push that does not fit sets the 'disk-full' problem (cleared
+ * once a write succeeds with room for two segments left), drops the oldest segment (only a deleted file frees space; a lone segment is
+ * first replaced by a new one; its records counted in `dropped`, a warning) and tries again. With nothing left to
+ * drop, the message is counted as dropped and push() rejects with NotQueuedError (the publisher then sends it live
+ * if it can). The meta file is written whole at creation, so head moves still work on a full disk.
+ *
  * Disk use: `bytes` (and the cap) counts the records still queued; files can hold up to one extra segment of
- * already-consumed records (the head segment is deleted as a whole). One process per directory (no lock file).
+ * already-consumed records. One process per directory: the agent locks the state dir (agent/state/state-dir.ts).
  * All operations are serialized internally, so concurrent push/peek/shift calls are safe.
  */
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { EdgeheadError, describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
-import type { MessageQueue, QueuedMessage, QueueStats } from './queue';
-import { fsyncDirAsync } from '../../base/durable-file';
+import type { Problems } from '../problems';
+import { type MessageQueue, NotQueuedError, type QueuedMessage, type QueueStats } from './queue';
+import { isNoSpaceError } from '../../base/durable-file';
 import { checkCount, encodeRecord, oversizeError } from './queue-record';
-import { META_FILE, encodeMeta, metaSlotOffset, readMeta } from './queue-meta';
-import { type Segment, loadSegments, readRecordRun, segmentPath } from './queue-segments';
+import { META_FILE, encodeMeta, readMeta } from './queue-meta';
+import { DIR_MODE, type Segment, loadSegments } from './queue-segments';
+import { QueueFiles } from './queue-files';
 
 const log = createLogger('queue');
 
@@ -63,6 +68,10 @@ export interface DiskQueueOptions {
   segmentBytes?: number;
   /** Coalescing window of fdatasync; 0 = fdatasync before every push resolves. Default 5000. */
   syncIntervalMs?: number;
+  /** Where 'disk-full' and 'queue-damaged' are reported. */
+  problems?: Problems;
+  /** Called by open() for every queued message it finds (e.g. to recover the highest run number). */
+  onRecovered?: (msg: QueuedMessage) => void;
 }
 
 export class DiskQueue implements MessageQueue {
@@ -70,29 +79,31 @@ export class DiskQueue implements MessageQueue {
   private readonly maxBytes: number;
   private readonly segmentBytes: number;
   private readonly syncIntervalMs: number;
+  private readonly files: QueueFiles;
 
   private state: 'new' | 'open' | 'closed' = 'new';
   private chain: Promise<unknown> = Promise.resolve();
   /** Oldest first; never empty while open (the last one is the tail being appended to). */
   private segments: Segment[] = [];
-  /** Byte offset of the first unconsumed record in segments[0]. */
+  /** Byte offset of the first unconsumed record in segments[0] (or of the end of the last consumed one). */
   private headOff = 0;
   private depth = 0;
   private bytes = 0;
   private dropped = 0;
   /** Damaged records skipped since open() (recovery and reads). */
   private skipped = 0;
+  /** Where the last damaged span skipped at open ends: 'queue-damaged' lasts until the head is past it. */
+  private damagedUntil?: { seq: number; off: number };
   private metaSeq = 0;
-  private tailFh?: fsp.FileHandle;
-  private metaFh?: fsp.FileHandle;
-  private reader?: { seq: number; fh: fsp.FileHandle };
-  private dirty = { seg: false, meta: false, dir: false };
   private syncTimer?: NodeJS.Timeout;
   private capWarned = false;
+  /** A write failed for lack of space and none has succeeded since ('disk-full' is set). */
+  private noSpace = false;
+  private notQueuedWarned = false;
   /** Segments released by consume(), deleted once the new head is in meta. */
   private toDelete: number[] = [];
 
-  constructor(opts: DiskQueueOptions) {
+  constructor(private readonly opts: DiskQueueOptions) {
     if (!(opts.maxBytes > 0) || !Number.isFinite(opts.maxBytes)) {
       throw new EdgeheadError('BAD_CONFIG', `offline queue: maxBytes must be a positive number (got ${opts.maxBytes})`);
     }
@@ -100,6 +111,7 @@ export class DiskQueue implements MessageQueue {
     this.maxBytes = opts.maxBytes;
     this.segmentBytes = Math.max(1, opts.segmentBytes ?? Math.min(MAX_SEGMENT_BYTES, Math.max(MIN_AUTO_SEGMENT_BYTES, Math.floor(opts.maxBytes / 8))));
     this.syncIntervalMs = Math.max(0, opts.syncIntervalMs ?? SYNC_INTERVAL_MS);
+    this.files = new QueueFiles(this.dir);
   }
 
   open(): Promise<void> {
@@ -108,12 +120,9 @@ export class DiskQueue implements MessageQueue {
       try {
         await this.recover();
       } catch (e) {
-        await this.closeFiles().catch(() => undefined);
+        await this.files.close().catch(() => undefined);
         if (e instanceof EdgeheadError) throw e;
-        throw new EdgeheadError('IO', `offline queue: cannot open ${this.dir}: ${describeError(e)}`, {
-          hint: 'check that stateDir exists and is writable',
-          cause: e,
-        });
+        throw new EdgeheadError('IO', `offline queue: cannot open ${this.dir}: ${describeError(e)}`, { hint: 'check that stateDir exists and is writable', cause: e });
       }
       this.state = 'open';
     });
@@ -128,14 +137,12 @@ export class DiskQueue implements MessageQueue {
         let n = 0;
         while (this.bytes + rec.length > this.maxBytes) n += this.consume(1);
         this.dropped += n;
-        if (!this.capWarned) {
-          this.capWarned = true;
-          log.warn('offline queue full: dropping the oldest messages', { maxBytes: this.maxBytes, dropped: this.dropped });
-        }
+        if (!this.capWarned) log.warn('offline queue full: dropping the oldest messages', { maxBytes: this.maxBytes, dropped: this.dropped });
+        this.capWarned = true;
         // Head and dropped count reach the file before the new record: a crash in between loses nothing queued.
         await this.headMoved();
       }
-      await this.append(rec);
+      await this.appendMakingRoom(rec);
       await this.afterWrite();
     });
   }
@@ -147,17 +154,17 @@ export class DiskQueue implements MessageQueue {
       const out: QueuedMessage[] = [];
       for (let i = 0; i < this.segments.length && out.length < n; i++) {
         const seg = this.segments[i]!;
-        const count = Math.min(n - out.length, seg.recs.length - seg.first);
+        const count = Math.min(n - out.length, seg.sizes.length - seg.first);
         if (count === 0) continue;
-        const got = await this.readRecords(seg, i === 0 ? this.headOff : 0, count);
+        const got = await this.files.read(seg, count);
         out.push(...got.msgs);
         if (got.msgs.length === count) continue;
         if (out.length > 0) break; // a damaged record ends the batch; it reaches the head later
-        // The head record itself became unreadable after open (media damage): drop it (counted) rather than
-        // blocking the queue forever, then start over.
-        log.warn('offline queue: dropping a record that became unreadable', { segment: seg.seq, offset: this.headOff, reason: got.error });
+        // The head record itself became unreadable after open (media damage, another writer): skip it (counted)
+        // rather than blocking the queue forever, then start over.
+        log.warn('offline queue: skipping a record that became unreadable', { segment: seg.seq, offset: this.headOff, reason: got.error });
         this.consume(1);
-        this.dropped++;
+        this.skipped++;
         await this.headMoved();
         i = -1;
       }
@@ -189,14 +196,12 @@ export class DiskQueue implements MessageQueue {
       if (this.syncTimer) clearTimeout(this.syncTimer);
       this.syncTimer = undefined;
       try {
-        if (wasOpen) await this.sync();
+        if (wasOpen) await this.files.sync();
       } finally {
-        await this.closeFiles();
+        await this.files.close();
       }
     });
   }
-
-  // ---- internals ----
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.chain.then(fn);
@@ -208,46 +213,37 @@ export class DiskQueue implements MessageQueue {
     if (this.state !== 'open') throw new Error(`DiskQueue: not open (${this.state})`);
   }
 
-  private segPath(seq: number): string {
-    return segmentPath(this.dir, seq);
-  }
-
   private async recover(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true });
-    const metaPath = path.join(this.dir, META_FILE);
-    const meta = await readMeta(metaPath);
-    this.metaFh = await fsp.open(metaPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    await fsp.mkdir(this.dir, { recursive: true, mode: DIR_MODE });
+    const meta = await readMeta(path.join(this.dir, META_FILE));
+    await this.files.openMeta();
+    await this.tolerateNoSpace('meta', () => this.files.fillMeta());
     this.dropped = meta?.dropped ?? 0;
     this.metaSeq = meta?.seq ?? 0;
 
-    const loaded = await loadSegments(this.dir, meta);
+    const loaded = await loadSegments(this.dir, meta, this.opts.onRecovered);
     this.segments = loaded.segments;
     for (const seg of this.segments) {
-      for (const size of seg.recs) this.bytes += size;
-      this.depth += seg.recs.length;
+      for (const size of seg.sizes) this.bytes += size;
+      this.depth += seg.sizes.length;
     }
-    let headSeg: number;
-    let headOff = loaded.headOff;
-    let changed = meta === undefined || loaded.headChanged;
-    if (meta === undefined) this.dirty.dir = true; // the meta file may be new
-    if (loaded.deleted) this.dirty.dir = true;
-    if (loaded.truncated) this.dirty.seg = true;
-
+    this.skipped = loaded.damage.spans;
+    if (loaded.damage.spans > 0) {
+      this.damagedUntil = loaded.damage.until;
+      this.opts.problems?.set('queue-damaged', `offline queue: ${loaded.damage.spans} damaged record(s) skipped (${loaded.damage.bytes} bytes) in ${this.dir}`);
+    }
+    const dirty = this.files.dirty;
+    if (meta === undefined || loaded.deleted) dirty.dir = true; // the meta file may be new
+    if (loaded.truncated) dirty.seg = true;
+    this.headOff = loaded.headOff;
     if (this.segments.length === 0) {
       const seq = loaded.lastSeq + 1;
-      this.tailFh = await fsp.open(this.segPath(seq), 'w', 0o644);
-      this.segments.push({ seq, size: 0, recs: [], first: 0 });
-      this.dirty.dir = true;
-      headSeg = seq;
-      headOff = 0;
-      changed = true;
-    } else {
-      this.tailFh = await fsp.open(this.segPath(this.segments.at(-1)!.seq), 'a', 0o644);
-      headSeg = this.segments[0]!.seq;
-    }
-    this.headOff = headOff;
-    if (changed || meta?.headSeg !== headSeg) await this.writeMeta();
-    if (this.dirty.dir || this.dirty.meta || this.dirty.seg) await this.sync();
+      await this.files.openTail(seq, true);
+      this.segments.push({ seq, size: 0, offs: [], sizes: [], first: 0 });
+      this.headOff = 0;
+    } else await this.files.openTail(this.segments.at(-1)!.seq, false);
+    if (meta === undefined || loaded.headChanged || meta.headSeg !== this.segments[0]!.seq || meta.headOff !== this.headOff) await this.writeMeta();
+    if (dirty.dir || dirty.meta || dirty.seg) await this.tolerateNoSpace('sync', () => this.files.sync());
     log.debug('offline queue opened', { dir: this.dir, depth: this.depth, bytes: this.bytes, dropped: this.dropped, segments: this.segments.length });
   }
 
@@ -256,132 +252,145 @@ export class DiskQueue implements MessageQueue {
     let done = 0;
     while (done < n && this.depth > 0) {
       const seg = this.segments[0]!;
-      if (seg.first >= seg.recs.length) {
+      if (seg.first >= seg.sizes.length) {
         this.releaseHeadSegment();
         continue;
       }
-      const size = seg.recs[seg.first++]!;
-      this.headOff += size;
+      const i = seg.first++;
+      const size = seg.sizes[i]!;
+      this.headOff = seg.offs[i + 1] ?? seg.offs[i]! + size;
       this.bytes -= size;
       this.depth--;
       done++;
     }
-    while (this.segments.length > 1 && this.segments[0]!.first >= this.segments[0]!.recs.length) this.releaseHeadSegment();
+    while (this.segments.length > 1 && this.segments[0]!.first >= this.segments[0]!.sizes.length) this.releaseHeadSegment();
     return done;
   }
 
   private releaseHeadSegment(): void {
     const seg = this.segments.shift()!;
     this.toDelete.push(seg.seq);
-    this.headOff = 0;
+    const next = this.segments[0];
+    this.headOff = next?.offs[next.first] ?? 0;
   }
 
   /** Persists the head (meta first, so a crash never points it at a deleted segment), then deletes consumed segments. */
   private async headMoved(): Promise<void> {
     await this.writeMeta();
     for (const seq of this.toDelete.splice(0)) {
-      if (this.reader?.seq === seq) {
-        await this.reader.fh.close();
-        this.reader = undefined;
-      }
-      await fsp.unlink(this.segPath(seq)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') log.warn('offline queue: cannot delete a consumed segment', { seq, error: describeError(e) });
-      });
-      this.dirty.dir = true;
+      await this.files.unlinkSegment(seq).catch((e) => log.warn('offline queue: cannot delete a consumed segment', { seq, error: describeError(e) }));
+    }
+    const d = this.damagedUntil;
+    const head = this.segments[0]!;
+    if (d && (head.seq > d.seq || (head.seq === d.seq && this.headOff >= d.off))) {
+      this.damagedUntil = undefined;
+      this.opts.problems?.clear('queue-damaged');
     }
   }
 
+  /**
+   * Writes the head to meta. Out of space (the file was not written whole at creation) it is left as it was, which is
+   * safe: a head segment that is gone is skipped at open, an older head only re-delivers messages.
+   */
   private async writeMeta(): Promise<void> {
     this.metaSeq++;
     const slot = encodeMeta({ seq: this.metaSeq, headSeg: this.segments[0]!.seq, headOff: this.headOff, dropped: this.dropped });
-    await writeAll(this.metaFh!, slot, metaSlotOffset(this.metaSeq));
-    this.dirty.meta = true;
+    await this.tolerateNoSpace('meta', () => this.files.writeMetaSlot(slot, this.metaSeq));
+  }
+
+  /** Runs fn; a lack of space is reported ('disk-full', a warning) instead of thrown. */
+  private async tolerateNoSpace(what: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (!isNoSpaceError(e)) throw e;
+      this.diskFull(`${what}: ${describeError(e)}`);
+    }
+  }
+
+  private diskFull(detail: string): void {
+    if (!this.noSpace) log.warn('offline queue: disk full', { dir: this.dir, detail });
+    this.noSpace = true;
+    this.opts.problems?.set('disk-full', `disk full: the offline queue in ${this.dir} cannot write`);
+  }
+
+  /** Appends rec; out of space, drops the oldest segment and tries again (see the file head). */
+  private async appendMakingRoom(rec: Buffer): Promise<void> {
+    for (;;) {
+      try {
+        await this.append(rec);
+        break;
+      } catch (e) {
+        if (!isNoSpaceError(e)) throw new EdgeheadError('IO', `offline queue: cannot write to ${this.dir}: ${describeError(e)}`, { cause: e });
+        this.diskFull(describeError(e));
+        const freed = await this.dropHeadSegment();
+        if (freed !== undefined) {
+          log.warn('offline queue: disk full; dropped the oldest queued messages to make room', { dropped: freed, droppedTotal: this.dropped, depth: this.depth });
+          continue;
+        }
+        this.dropped++;
+        await this.writeMeta();
+        if (!this.notQueuedWarned) log.warn('offline queue: disk full and nothing left to drop; messages are not queued (counted as dropped)', { dir: this.dir });
+        this.notQueuedWarned = true;
+        throw new NotQueuedError(`offline queue: disk full, message not queued (${this.dir})`, e);
+      }
+    }
+    // Hysteresis: 'disk-full' ends when there is room for two more segments (or the free space is unknown).
+    if (this.noSpace && ((await this.files.freeBytes()) ?? Infinity) >= 2 * this.segmentBytes) {
+      this.noSpace = this.notQueuedWarned = false;
+      log.info('offline queue: the disk has room again', { dir: this.dir });
+      this.opts.problems?.clear('disk-full');
+    }
+  }
+
+  /** Deletes the oldest segment, its records dropped (counted; a lone one is first rolled): how many, or undefined. */
+  private async dropHeadSegment(): Promise<number | undefined> {
+    const head = this.segments[0]!;
+    if (this.segments.length === 1) {
+      if (head.size === 0) return undefined;
+      const started = await this.startSegment().catch((e) => log.debug('offline queue: cannot start a segment', { error: describeError(e) }));
+      if (!started) return undefined;
+    }
+    const n = this.consume(head.sizes.length - head.first);
+    this.dropped += n;
+    await this.headMoved();
+    return n;
   }
 
   private async append(rec: Buffer): Promise<void> {
     let tail = this.segments.at(-1)!;
-    try {
-      if (tail.size > 0 && tail.size + rec.length > this.segmentBytes) tail = await this.roll();
-      await writeAll(this.tailFh!, rec, null);
-    } catch (e) {
-      // Leave no partial record behind (e.g. ENOSPC): later records must follow a valid one.
-      await this.tailFh!.truncate(tail.size).catch(() => undefined);
-      throw new EdgeheadError('IO', `offline queue: cannot write to ${this.dir}: ${describeError(e)}`, { cause: e });
+    if (tail.size > 0 && tail.size + rec.length > this.segmentBytes) {
+      await this.files.flushTail(); // only the newest segment can be torn
+      tail = await this.startSegment();
     }
+    await this.files.append(tail, rec);
+    tail.offs.push(tail.size);
+    tail.sizes.push(rec.length);
     tail.size += rec.length;
-    tail.recs.push(rec.length);
     this.depth++;
     this.bytes += rec.length;
-    this.dirty.seg = true;
   }
 
-  /** Starts a new tail segment; the old one is flushed first, so only the newest segment can ever be torn. */
-  private async roll(): Promise<Segment> {
-    const old = this.segments.at(-1)!;
-    await this.tailFh!.datasync();
-    this.dirty.seg = false;
-    const seg: Segment = { seq: old.seq + 1, size: 0, recs: [], first: 0 };
-    const fh = await fsp.open(this.segPath(seg.seq), 'w', 0o644);
-    const oldFh = this.tailFh!;
-    this.tailFh = fh;
+  private async startSegment(): Promise<Segment> {
+    const seg: Segment = { seq: this.segments.at(-1)!.seq + 1, size: 0, offs: [], sizes: [], first: 0 };
+    await this.files.openTail(seg.seq, true);
     this.segments.push(seg);
-    this.dirty.dir = true;
-    await oldFh.close();
     return seg;
   }
 
   private async afterWrite(): Promise<void> {
     if (this.syncIntervalMs === 0) {
-      await this.sync();
+      await this.files.sync();
       return;
     }
     if (this.syncTimer) return;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
-      this.serial(() => this.sync()).catch((e) => log.warn('offline queue: fdatasync failed', { error: describeError(e) }));
+      this.serial(() => this.files.sync()).catch((e) => {
+        if (isNoSpaceError(e)) this.diskFull(`fdatasync: ${describeError(e)}`);
+        log.warn('offline queue: fdatasync failed', { error: describeError(e) });
+      });
     }, this.syncIntervalMs);
     this.syncTimer.unref();
-  }
-
-  private async sync(): Promise<void> {
-    if (this.dirty.seg && this.tailFh) {
-      this.dirty.seg = false;
-      await this.tailFh.datasync();
-    }
-    if (this.dirty.meta && this.metaFh) {
-      this.dirty.meta = false;
-      await this.metaFh.datasync();
-    }
-    if (this.dirty.dir) {
-      this.dirty.dir = false;
-      await fsyncDirAsync(this.dir);
-    }
-  }
-
-  /** Reads `count` records of `seg` starting at byte `start`; stops early at a record that does not decode. */
-  private async readRecords(seg: Segment, start: number, count: number): Promise<{ msgs: QueuedMessage[]; error?: string }> {
-    if (this.reader?.seq !== seg.seq) {
-      const old = this.reader;
-      this.reader = undefined;
-      await old?.fh.close();
-      this.reader = { seq: seg.seq, fh: await fsp.open(this.segPath(seg.seq), 'r') };
-    }
-    // seg.first is non-zero only in the head segment, where start is headOff.
-    return readRecordRun(this.reader.fh, start, seg.recs.slice(seg.first, seg.first + count));
-  }
-
-  private async closeFiles(): Promise<void> {
-    const handles = [this.tailFh, this.metaFh, this.reader?.fh];
-    this.tailFh = this.metaFh = undefined;
-    this.reader = undefined;
-    for (const fh of handles) await fh?.close();
-  }
-}
-
-async function writeAll(fh: fsp.FileHandle, buf: Buffer, position: number | null): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position === null ? null : position + off);
-    off += bytesWritten;
   }
 }

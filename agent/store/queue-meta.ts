@@ -20,6 +20,9 @@ const META_MAGIC = 'EHQM';
 const META_VERSION = 1;
 const META_SLOT_BYTES = 44;
 const META_SLOT_STRIDE = 4096;
+/** Size of a meta file with both slots: DiskQueue writes it whole when it creates the file, so that later slot
+ * writes land on allocated blocks (they then succeed on a full disk). */
+export const META_FILE_BYTES = META_SLOT_STRIDE + META_SLOT_BYTES;
 
 export interface QueueMeta {
   /** Increases with every write; the slot with the highest valid seq is the current one. */

@@ -4,8 +4,8 @@
  *
  * Record (little-endian):  u32 bodyLen | u32 crc32(the 4 bodyLen bytes, then body) | body
  *   body:                  u8 flags (bits 0-1 qos, bit 2 retain, bits 3-7 zero) | u16 topicLen | topic UTF-8 | payload UTF-8
- * decodeRecord() rejects a torn or corrupt record (short header or body, bad length, checksum, flags or topic length)
- * and says why; what the queue does with such a record is described in disk-queue.ts.
+ * decodeRecord() rejects a torn or corrupt record (short header or body, bad length, flags, topic length or checksum)
+ * and says why; what the queue does with such a record (resynchronisation) is described in queue-segments.ts.
  */
 import { EdgeheadError } from '../../base/errors';
 import { crc32 } from '../../base/crc32';
@@ -36,7 +36,7 @@ export function encodeRecord(msg: QueuedMessage): Buffer {
   return buf;
 }
 
-/** Decodes the record at `off`; a string says why it is not a valid record. */
+/** Decodes the record at `off`; a string says why it is not a valid record ("truncated ..." when it runs past the end). */
 export function decodeRecord(buf: Buffer, off: number): { msg: QueuedMessage; size: number } | string {
   const avail = buf.length - off;
   if (avail < RECORD_HEADER_BYTES) return `truncated header (${avail} bytes)`;
@@ -44,11 +44,12 @@ export function decodeRecord(buf: Buffer, off: number): { msg: QueuedMessage; si
   if (bodyLen < BODY_FIXED_BYTES || bodyLen > MAX_BODY_BYTES) return `bad length ${bodyLen}`;
   if (bodyLen > avail - RECORD_HEADER_BYTES) return `truncated record (${avail - RECORD_HEADER_BYTES} of ${bodyLen} bytes)`;
   const body = buf.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + bodyLen);
-  if (crc32(body, crc32(buf.subarray(off, off + 4))) !== buf.readUInt32LE(off + 4)) return 'checksum mismatch';
+  // The cheap checks first: recovery tries decodeRecord at every byte of a damaged span (queue-segments.ts).
   const flags = body[0]!;
   if ((flags & ~7) !== 0 || (flags & 3) === 3) return `bad flags ${flags}`;
   const topicLen = body.readUInt16LE(1);
   if (BODY_FIXED_BYTES + topicLen > bodyLen) return `bad topic length ${topicLen}`;
+  if (crc32(body, crc32(buf.subarray(off, off + 4))) !== buf.readUInt32LE(off + 4)) return 'checksum mismatch';
   return {
     msg: {
       topic: body.toString('utf8', BODY_FIXED_BYTES, BODY_FIXED_BYTES + topicLen),

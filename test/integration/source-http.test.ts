@@ -23,6 +23,14 @@ let hangArrived: (() => void) | undefined;
 /** The latest /endless or /trickle response: resolves when the client closed it (how many bytes were sent by then). */
 let streaming: { started: Promise<void>; closed: Promise<number> } | undefined;
 
+/** The next /endless or /trickle response, once the server has it. */
+async function nextStream(): Promise<NonNullable<typeof streaming>> {
+  for (;;) {
+    if (streaming) return streaming;
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 /** Sends `chunk` again and again (as fast as the client reads, or every `everyMs`) until the client goes away. */
 function sendForever(res: http.ServerResponse, chunk: Buffer, everyMs?: number): void {
   let sent = 0;
@@ -191,11 +199,11 @@ describe('http source', { timeout: 60_000 }, () => {
     await src.start();
     streaming = undefined;
     const capture = rejectsWith(src.capture(), 'CAPTURE', /aborted, the source was stopped/);
-    while (!streaming) await new Promise((r) => setImmediate(r));
-    await streaming.started; // the body is flowing
+    const response = await nextStream();
+    await response.started; // the body is flowing
     await src.stop();
     await capture;
-    await streaming.closed;
+    await response.closed;
   });
 
   test('the factory requires a url for type http', () => {

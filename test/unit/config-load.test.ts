@@ -198,5 +198,5 @@ test('device.id defaults to the sanitised host name', () => {
   assert.equal(loadConfig({ env: NO_ENV, hostname: 'Büro Pi' }).device.id, 'B-ro-Pi');
   assert.equal(loadConfig({ file: writeConfig('version: 1\ndevice: {id: cam-7}\n'), env: NO_ENV, hostname: 'other' }).device.id, 'cam-7');
   const r = checkConfig({ data: { version: 1, device: { id: 'bad id' } }, env: NO_ENV });
-  assert.deepEqual(r.errors, ['device.id: must be 1 to 64 letters, digits, "_", "." or "-" (got "bad id")']);
+  assert.deepEqual(r.errors, ['device.id: must be 1 to 64 letters, digits, "_", "." or "-", and must not be "groups" or "all" (topic words) (got "bad id")']);
 });

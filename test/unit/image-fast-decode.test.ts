@@ -168,11 +168,14 @@ describe('decodeImage: DCT-domain scaling (targetSize)', () => {
     assert.ok(diff < 6, `mean difference ${diff}`);
   });
 
-  test('full size where the fast path is not used (CMYK goes to jpeg-js) and for PNG', () => {
+  test('where the fast path is not used (CMYK goes to jpeg-js) and for PNG: full size, then shrunk by a whole factor', () => {
+    // 64x48 for [8, 8]: factor 6 (48 / 6 = 8) gives ceil(64 / 6) x 8 = 11x8
     const cmyk = decodeImage(fixture('jpeg-cmyk.jpg'), { ...LIMIT, targetSize: [8, 8] });
-    assert.deepEqual([cmyk.width, cmyk.height, cmyk.decoder], [64, 48, 'jpeg-js']);
+    assert.deepEqual([cmyk.width, cmyk.height, cmyk.fileWidth, cmyk.decoder], [11, 8, 64, 'jpeg-js']);
     const png = decodeImage(fixture('png-rgb8.png'), { ...LIMIT, targetSize: [8, 8] });
-    assert.deepEqual([png.width, png.height, png.decoder], [64, 48, 'pngjs']);
+    assert.deepEqual([png.width, png.height, png.fileWidth, png.decoder], [11, 8, 64, 'pngjs']);
+    const full = decodeImage(fixture('png-rgb8.png'), { ...LIMIT, targetSize: [25, 8] }); // 48 / 2 < 25
+    assert.deepEqual([full.width, full.height], [64, 48]);
   });
 
   test('targetSize must be two positive integers', () => {

@@ -132,7 +132,7 @@ for (const [name, garbage] of [
   });
 }
 
-test('a corrupt record inside an older segment loses only the rest of that segment', async () => {
+test('a corrupt record inside an older segment loses only that record; the file is left as it was', async () => {
   const dir = freshDir();
   const opts = { segmentBytes: SIZE * 3 };
   const q = await openQ(dir, opts);
@@ -146,15 +146,17 @@ test('a corrupt record inside an older segment loses only the rest of that segme
   fs.writeFileSync(second, b);
 
   const q2 = await openQ(dir, opts);
-  assert.deepEqual(await all(q2), [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]);
+  assert.deepEqual(await all(q2), [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11]);
+  assert.equal(q2.stats().skipped, 1);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /checksum mismatch/);
+  assert.deepEqual(fs.readFileSync(second), b, 'recovery does not rewrite a damaged segment');
   for (let left = q2.stats().depth; left > 0; left = q2.stats().depth) await q2.shift(3);
   assert.equal(segFiles(dir).length, 1, 'consumed segments, the damaged one included, are deleted');
   await q2.close();
 });
 
-test('a record damaged after open is dropped (counted) when it reaches the head, instead of blocking the queue', async () => {
+test('a record damaged after open is skipped (counted) when it reaches the head, instead of blocking the queue', async () => {
   const dir = freshDir();
   const q = await openQ(dir);
   for (const i of range(0, 6)) await q.push(msg(i));
@@ -165,7 +167,7 @@ test('a record damaged after open is dropped (counted) when it reaches the head,
   assert.deepEqual(ids(await q.peek(10)), [0, 1], 'the batch ends before the damaged record');
   await q.shift(2);
   assert.deepEqual(ids(await q.peek(10)), [3, 4, 5]);
-  assert.deepEqual(q.stats(), { depth: 3, bytes: 3 * SIZE, dropped: 1, skipped: 0 });
+  assert.deepEqual(q.stats(), { depth: 3, bytes: 3 * SIZE, dropped: 0, skipped: 1 });
   assert.match(warnings.join('\n'), /became unreadable/);
   await q.close();
 });
@@ -249,7 +251,7 @@ test('20,000 small messages: bytes stay within the cap, segment files are delete
     await q2.shift(batch.length);
   }
   assert.equal(next, N);
-  assert.deepEqual(q2.stats(), { depth: 0, bytes: 0, dropped });
+  assert.deepEqual(q2.stats(), { depth: 0, bytes: 0, dropped, skipped: 0 });
   assert.equal(segFiles(dir).length, 1, 'only the tail segment is left');
   await q2.close();
 });
