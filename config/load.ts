@@ -16,7 +16,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType, Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
 import { EdgeheadError } from '../base/errors';
-import { ID_INVALID_CHARS_RE, ID_MAX_LENGTH } from '../protocol/patterns';
+import { ID_INVALID_CHARS_RE, ID_MAX_LENGTH, RESERVED_DEVICE_IDS } from '../protocol/patterns';
 import {
   applyEnvOverrides,
   dottedPath,
@@ -54,6 +54,7 @@ export const COMPUTED_DEFAULTS: Readonly<Record<string, { label: string; explana
 /** device.id when none is configured: the host name, sanitised to an id (protocol/patterns.ts). */
 export function hostnameDeviceId(hostname: string = os.hostname()): string {
   const id = hostname.replace(ID_INVALID_CHARS_RE, '-').slice(0, ID_MAX_LENGTH);
+  if (RESERVED_DEVICE_IDS.includes(id)) return `edgehead-${id}`; // a host called "all" must not become the fleet topic
   return id || 'edgehead';
 }
 

@@ -195,6 +195,7 @@ test('device.id defaults to the sanitised host name', () => {
   assert.equal(hostnameDeviceId('my pi (2)'), 'my-pi--2-');
   assert.equal(hostnameDeviceId('x'.repeat(100)).length, 64);
   assert.equal(hostnameDeviceId(''), 'edgehead');
+  assert.equal(hostnameDeviceId('all'), 'edgehead-all', 'a host name that is a topic word is not taken as it is');
   assert.equal(loadConfig({ env: NO_ENV, hostname: 'Büro Pi' }).device.id, 'B-ro-Pi');
   assert.equal(loadConfig({ file: writeConfig('version: 1\ndevice: {id: cam-7}\n'), env: NO_ENV, hostname: 'other' }).device.id, 'cam-7');
   const r = checkConfig({ data: { version: 1, device: { id: 'bad id' } }, env: NO_ENV });
