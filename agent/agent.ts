@@ -210,9 +210,12 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
 
     teardown.add('mqtt', () => broker.stop(presence.shutdownMessage(), 1500));
     teardown.add('publisher', () => publisher.stop(1000));
-    teardown.add('source', () => frames.stopSource());
     teardown.add('telemetry', () => presence.stop());
-    teardown.add('scheduler', () => scheduler.stop());
+    // Reverse order: no new frame, then the source (which aborts a capture in flight: a stalled camera download must
+    // not hold the shutdown), then wait for the frame in flight to finish.
+    teardown.add('frame in flight', () => scheduler.stop());
+    teardown.add('source', () => frames.stopSource());
+    teardown.add('scheduler', () => scheduler.halt());
 
     let stopped: Promise<void> | undefined;
     return {

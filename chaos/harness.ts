@@ -70,7 +70,7 @@ export class ChaosAgent {
     const deadline = Date.now() + guardMs;
     while (!cond()) {
       if (!this.running) throw new Error(`agent exited while waiting for ${what}: ${this.stderr.split('\n').slice(-5).join(' | ')}`);
-      if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${guardMs} ms`);
+      if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${guardMs} ms; the agent's last log lines: ${this.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       await sleep(50);
     }
   }

@@ -106,10 +106,15 @@ export class Scheduler {
 
   /** Cancels the timer and resolves once the run in flight (if any) has finished. */
   async stop(): Promise<void> {
+    this.halt();
+    while (this.inflight) await this.inflight;
+  }
+
+  /** No run starts any more (the timer is cancelled); the run in flight, if any, goes on. stop() waits for it. */
+  halt(): void {
     this.state = 'stopped';
     this.timer?.cancel();
     this.timer = undefined;
-    while (this.inflight) await this.inflight;
   }
 
   /** Runs onTick now (manual capture) and resolves when it finished; false if a run is in flight or after stop(). */

@@ -63,8 +63,8 @@ export const httpSource: Scenario = {
     let served = 0;
     const server = http.createServer((_req, res) => {
       served++;
-      if (mode === 'ok') return void res.end(jpeg);
       res.writeHead(200, { 'content-type': 'image/jpeg' });
+      if (mode === 'ok') return void res.end(jpeg);
       if (mode === 'stall') return void res.write(jpeg.subarray(0, 100)); // never ends
       let sent = 0;
       const chunk = Buffer.alloc(1024 * 1024, 0xff);

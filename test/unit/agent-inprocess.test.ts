@@ -160,3 +160,31 @@ test('telemetry every telemetry.intervalSec; stop publishes the retained shutdow
   assert.equal(offline.reason, 'shutdown');
   assert.ok(source.stopped);
 });
+
+test('stop() during a capture that never finishes by itself: the source is stopped first, which ends the capture', async () => {
+  await agent.stop();
+  let aborted = false;
+  let release: (() => void) | undefined;
+  const stalling = new ScriptedSource();
+  stalling.capture = () =>
+    new Promise((_resolve, reject) => {
+      release = () => {
+        aborted = true;
+        reject(new Error('aborted by stop()'));
+      };
+    });
+  stalling.stop = async () => release?.();
+  broker = new FakeBroker();
+  agent = await createAgent({ config: config(), broker, source: stalling, clock, queue: new MemoryQueue({ maxBytes: 1 << 20 }), extractor: meanRgbExtractor() });
+  await agent.start();
+  clock.advance(1000);
+  await until('the capture in flight', () => release !== undefined);
+  // Before the fix stop() waited for the capture, which waited for stop(): a deadlock (the CLI forced an exit).
+  // The guard only keeps a regression from hanging the suite; it is not what the test asserts.
+  let guard: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((r) => (guard = setTimeout(() => r('hung'), 30_000)));
+  const result = await Promise.race([agent.stop().then(() => 'stopped' as const), hung]);
+  clearTimeout(guard);
+  assert.equal(result, 'stopped');
+  assert.ok(aborted);
+});
