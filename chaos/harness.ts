@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceTopic } from '../protocol/topics';
+import { deepMerge } from '../test/support/agent-process';
 import { tmpDir } from '../test/support/cli';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -178,17 +179,7 @@ export function chaosConfig(url: string, stateDir: string, over: Record<string, 
     backend: { threads: 1 },
     log: { level: 'info' },
   };
-  return merge(base, over);
-}
-
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    const bothObjects = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur);
-    out[k] = bothObjects ? merge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
+  return deepMerge(base, over);
 }
 
 /** Starts the bundle on `config` (as the systemd unit does: node --max-semi-space-size=1). */

@@ -17,20 +17,13 @@ import { ReliablePublisher } from '../../agent/publish/reliable-publisher';
 import { DiskQueue, type DiskQueueOptions } from '../../agent/store/disk-queue';
 import { NotQueuedError, type QueuedMessage } from '../../agent/store/queue';
 import { recordBytes } from '../../agent/store/queue-record';
-import { configureLogging } from '../../base/log';
 import { FakeBroker } from '../support/fake-broker';
+import { capturedLogs, ids, msg, queueDirs, range } from '../support/queue';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-queue-full-'));
-after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCount = 0;
-const freshDir = () => path.join(tmpRoot, `q${dirCount++}`);
+const freshDir = queueDirs('queue-full');
 
-const logs: string[] = [];
-configureLogging({ level: 'info', format: 'text', sink: { write: (line) => logs.push(line) } });
+const logs = capturedLogs('info');
 
-const msg = (i: number): QueuedMessage => ({ topic: 't/x', payload: JSON.stringify({ i: String(i).padStart(6, '0') }), qos: 1, retain: false });
-const ids = (ms: QueuedMessage[]) => ms.map((m) => Number((JSON.parse(m.payload) as { i: string }).i));
-const range = (a: number, b: number) => Array.from({ length: b - a }, (_, k) => a + k);
 const SIZE = recordBytes(msg(0));
 
 /** Makes appends to segment files (writes at the current position) fail with ENOSPC while `failing` says so. */

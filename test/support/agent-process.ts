@@ -100,7 +100,7 @@ export function testConfig(url: string, overrides: Record<string, unknown> = {})
   return deepMerge(base, overrides);
 }
 
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];

@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import { Problems } from '../../agent/problems';
 import { ReliablePublisher } from '../../agent/publish/reliable-publisher';
 import { DiskQueue, type DiskQueueOptions } from '../../agent/store/disk-queue';
@@ -15,18 +14,13 @@ import type { QueuedMessage } from '../../agent/store/queue';
 import { encodeRecord } from '../../agent/store/queue-record';
 import { resync, scanRecords } from '../../agent/store/queue-segments';
 import { crc32 } from '../../base/crc32';
-import { configureLogging } from '../../base/log';
 import { encodePayload, predictionMessage } from '../../protocol/messages';
 import { FakeBroker } from '../support/fake-broker';
+import { capturedLogs, queueDirs, range } from '../support/queue';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-queue-damage-'));
-after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCount = 0;
-const freshDir = () => path.join(tmpRoot, `q${dirCount++}`);
+const freshDir = queueDirs('queue-damage');
 
-const warnings: string[] = [];
-configureLogging({ level: 'warn', format: 'text', sink: { write: (line) => warnings.push(line) } });
-beforeEach(() => void (warnings.length = 0));
+const warnings = capturedLogs('warn');
 
 const TOPIC = 'edgehead/dev1/predictions';
 /** A prediction as the agent queues it (~330 bytes). */
@@ -49,7 +43,6 @@ function prediction(frameId: number, run = 7): QueuedMessage {
 }
 const frameIds = (ms: readonly ({ payload: string } | { text: string })[]) =>
   ms.map((m) => (JSON.parse('payload' in m ? m.payload : m.text) as { frameId: number }).frameId);
-const range = (a: number, b: number) => Array.from({ length: b - a }, (_, k) => a + k);
 const segFiles = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
 
 async function openQ(dir: string, opts: Partial<DiskQueueOptions> = {}): Promise<DiskQueue> {

@@ -5,28 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import * as zlib from 'node:zlib';
 import { DiskQueue, type DiskQueueOptions } from '../../agent/store/disk-queue';
 import { recordBytes } from '../../agent/store/queue-record';
-import type { QueuedMessage } from '../../agent/store/queue';
 import { EdgeheadError } from '../../base/errors';
-import { configureLogging } from '../../base/log';
+import { capturedLogs, ids, msg, queueDirs, range } from '../support/queue';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'edgehead-queue-disk-'));
-after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCount = 0;
-const freshDir = () => path.join(tmpRoot, `q${dirCount++}`);
+const freshDir = queueDirs('queue-disk');
 
-const warnings: string[] = [];
-configureLogging({ level: 'warn', format: 'text', sink: { write: (line) => warnings.push(line) } });
-beforeEach(() => void (warnings.length = 0));
+const warnings = capturedLogs('warn');
 
-const msg = (i: number): QueuedMessage => ({ topic: 't/x', payload: JSON.stringify({ i: String(i).padStart(6, '0') }), qos: 1, retain: false });
-const ids = (ms: QueuedMessage[]) => ms.map((m) => Number((JSON.parse(m.payload) as { i: string }).i));
-const range = (a: number, b: number) => Array.from({ length: b - a }, (_, k) => a + k);
 const SIZE = recordBytes(msg(0));
 
 async function openQ(dir: string, opts: Partial<DiskQueueOptions> = {}): Promise<DiskQueue> {
@@ -257,7 +247,7 @@ test('20,000 small messages: bytes stay within the cap, segment files are delete
 });
 
 test('open() fails with an IO error when the folder cannot be created; use before open() or after close() is refused', async () => {
-  const file = path.join(tmpRoot, 'not-a-folder');
+  const file = `${freshDir()}-not-a-folder`;
   fs.writeFileSync(file, 'x');
   await assert.rejects(new DiskQueue({ dir: path.join(file, 'q'), maxBytes: 1000 }).open(), (e) => e instanceof EdgeheadError && e.code === 'IO');
   const q = new DiskQueue({ dir: freshDir(), maxBytes: 1000 });
