@@ -198,8 +198,14 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         backend: summary,
         problems: problems.list(),
       });
-    const presence = new Presence({ broker, topics, deviceId, clock, telemetryIntervalSec: cfg.telemetry.intervalSec, birth, headState: () => heads.stateMessage(), telemetry });
-    const commands = new DeviceCommands(broker, topics, deviceCommandHandlers({ frames, scheduler, heads, status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }) }));
+    const presence = new Presence({ broker, topics, deviceId, clock, telemetryIntervalSec: cfg.telemetry.intervalSec, birth, headState: () => heads.stateMessage(), telemetry, schedulePaused: () => scheduler.paused });
+    const commands = new DeviceCommands(broker, topics, deviceCommandHandlers({
+        frames,
+        scheduler,
+        heads,
+        status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }),
+        scheduleChanged: () => presence.publishSchedule(),
+      }));
 
     events.on('frameClassified', ({ features, top1 }) => heads.onFrame(features, top1));
     events.on('headState', (state) => presence.publishHeadState(state));

@@ -1,7 +1,7 @@
 /**
  * What the device says about itself: the retained birth on status at every connection and whenever the active
  * head changes (so status never names a replaced head), the last will and the shutdown message, the retained
- * head/state, and telemetry every telemetry.intervalSec.
+ * head/state, the retained schedule state (running/paused), and telemetry every telemetry.intervalSec.
  */
 import type { Clock, TimerHandle } from '../base/clock';
 import { describeError } from '../base/errors';
@@ -29,6 +29,8 @@ export interface PresenceDeps {
   birth: () => BirthMessage;
   headState: () => HeadStateMessage;
   telemetry: () => TelemetryMessage;
+  /** Whether the schedule is paused (retained on schedule as plain text). */
+  schedulePaused: () => boolean;
 }
 
 export interface StatusMessage {
@@ -53,6 +55,7 @@ export class Presence {
     this.deps.broker.onConnect(() => {
       void this.publishBirth();
       void this.publishHeadState(this.deps.headState());
+      void this.publishSchedule();
     });
     this.scheduleTelemetry();
   }
@@ -64,6 +67,11 @@ export class Presence {
 
   publishHeadState(state: HeadStateMessage): Promise<void> {
     return this.publish(this.deps.topics.headState, encodePayload('headState', state), RETAINED, 'head state');
+  }
+
+  /** "running" or "paused", retained (a switch in Home Assistant reads it). */
+  publishSchedule(): Promise<void> {
+    return this.publish(this.deps.topics.schedule, this.deps.schedulePaused() ? 'paused' : 'running', RETAINED, 'schedule state');
   }
 
   /** The message the broker client publishes as it disconnects on stop. */

@@ -27,6 +27,9 @@ export const COMMANDS = {
     summary: 'let one older or equal version of a head through the downgrade check, once (docs/head-format.md)',
   },
   promote: { args: NoArgs, summary: 'make the head in shadow mode active' },
+  pause: { args: NoArgs, summary: 'stop taking scheduled frames (commands still work); retained `paused` on schedule' },
+  resume: { args: NoArgs, summary: 'take scheduled frames again; retained `running` on schedule' },
+  snapshot: { args: NoArgs, summary: 'take a frame now and publish it as JPEG on snapshot (downscaled to snapshot.width)' },
   discard: { args: NoArgs, summary: 'drop the head in shadow mode' },
   shadow: {
     args: Type.Object(

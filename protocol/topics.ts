@@ -13,7 +13,7 @@ import { RESERVED_DEVICE_IDS } from './patterns';
 export type HeadScope = { kind: 'device'; device: string } | { kind: 'group'; group: string } | { kind: 'all' };
 
 /** The per-device topic kinds (the last one or two levels after <prefix>/<device>/). */
-export const DEVICE_TOPIC_KINDS = ['status', 'predictions', 'telemetry', 'cmd', 'cmd/reply', 'head/set', 'head/state'] as const;
+export const DEVICE_TOPIC_KINDS = ['status', 'predictions', 'telemetry', 'cmd', 'cmd/reply', 'head/set', 'head/state', 'state', 'snapshot', 'schedule'] as const;
 export type DeviceTopicKind = (typeof DEVICE_TOPIC_KINDS)[number];
 
 /** The first level after the prefix that names a group or the fleet, not a device. */
@@ -33,6 +33,12 @@ export interface DeviceTopics {
   cmd: string;
   cmdReply: string;
   headState: string;
+  /** Retained plain-text top-1 label (Home Assistant, Node-RED). */
+  state: string;
+  /** JPEG of a frame (snapshot command, periodic snapshots). */
+  snapshot: string;
+  /** Retained plain text: "running" or "paused" (the schedule). */
+  schedule: string;
   /** Head topics this device listens to, highest precedence first: its own, its groups', the fleet's. */
   headSet: string[];
 }
@@ -65,6 +71,9 @@ export function deviceTopics(prefix: string, device: string, groups: readonly st
     cmd: deviceTopic(prefix, device, 'cmd'),
     cmdReply: deviceTopic(prefix, device, 'cmd/reply'),
     headState: deviceTopic(prefix, device, 'head/state'),
+    state: deviceTopic(prefix, device, 'state'),
+    snapshot: deviceTopic(prefix, device, 'snapshot'),
+    schedule: deviceTopic(prefix, device, 'schedule'),
     headSet: [
       headSetTopic(prefix, { kind: 'device', device }),
       ...groups.map((group) => headSetTopic(prefix, { kind: 'group', group })),
@@ -119,4 +128,7 @@ export const TOPIC_DOCS: readonly TopicDoc[] = [
   { topic: `<prefix>/${GROUPS}/<group>/head/set`, direction: '-> device', qos: '1, retained', payload: 'binary head for a group' },
   { topic: `<prefix>/${FLEET}/head/set`, direction: '-> device', qos: '1, retained', payload: 'binary head for the fleet' },
   { topic: '<prefix>/<device>/head/state', direction: 'device ->', qos: '1, retained', payload: 'active / previous head and the last update' },
+  { topic: '<prefix>/<device>/state', direction: 'device ->', qos: '1, retained', payload: 'the top-1 label as plain text (`predictions.unknownLabel` below `predictions.minScore`)' },
+  { topic: '<prefix>/<device>/snapshot', direction: 'device ->', qos: '0', payload: 'a frame as JPEG (the `snapshot` command, `snapshot.intervalSec`)' },
+  { topic: '<prefix>/<device>/schedule', direction: 'device ->', qos: '1, retained', payload: '`running` or `paused` (the `pause` / `resume` commands)' },
 ];

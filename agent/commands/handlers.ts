@@ -11,7 +11,9 @@ const CAPTURE_ATTEMPTS = 3;
 
 export interface CommandTargets {
   frames: Pick<FrameLoop, 'capture'>;
-  scheduler: Pick<Scheduler, 'runNow' | 'idle'>;
+  scheduler: Pick<Scheduler, 'runNow' | 'idle' | 'pause' | 'resume'>;
+  /** The schedule was paused or resumed: publish its retained state. */
+  scheduleChanged: (paused: boolean) => Promise<void>;
   heads: Pick<HeadManager, 'rollback' | 'allow' | 'promote' | 'discard' | 'armShadow'>;
   status: () => { birth: BirthMessage; telemetry: TelemetryMessage; head: HeadStateMessage };
 }
@@ -28,6 +30,16 @@ export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
       throw new EdgeheadError('CAPTURE', 'frames are still in flight; try again');
     },
     status: async () => t.status(),
+    async pause() {
+      const changed = t.scheduler.pause();
+      await t.scheduleChanged(true);
+      return { schedule: 'paused', changed };
+    },
+    async resume() {
+      const changed = t.scheduler.resume();
+      await t.scheduleChanged(false);
+      return { schedule: 'running', changed };
+    },
     rollback: () => t.heads.rollback(),
     // One older or equal version of a head past the high-water mark, once (agent/hot-swap/high-water.ts).
     allow: (args) => t.heads.allow(args),

@@ -4,6 +4,7 @@
  *  - Cron: croner only computes the next run time (local time); the Clock does the waiting, so tests use ManualClock.
  *  - Runs never overlap: a tick while onTick is in flight is skipped and counted (stats.skipped).
  *  - activeWindow: ticks outside it are not run (stats.outsideWindow). Manual triggers ignore the window.
+ *  - pause()/resume(): while paused, due ticks are not run (stats.paused); manual runs (runNow) still are.
  *  - jitter: each tick fires random() * jitterMs after its scheduled time; the next one is still planned from the grid.
  *  - If the wall clock jumps (NTP step on a Pi without RTC) or the process stalls, missed ticks are not replayed in
  *    a burst: planning resumes from the current time.
@@ -40,6 +41,8 @@ export interface SchedulerStats {
   skipped: number;
   /** Ticks dropped because they fell outside activeWindow. */
   outsideWindow: number;
+  /** Ticks dropped because the schedule was paused. */
+  paused: number;
 }
 
 export class Scheduler {
@@ -50,11 +53,12 @@ export class Scheduler {
   private readonly window?: ActiveWindow;
   /** The first scheduled time strictly after `after`, or null if there is none. */
   private readonly nextAfter: (after: number) => number | null;
-  private readonly counts: SchedulerStats = { ticks: 0, skipped: 0, outsideWindow: 0 };
+  private readonly counts: SchedulerStats = { ticks: 0, skipped: 0, outsideWindow: 0, paused: 0 };
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   private timer?: TimerHandle;
   private inflight?: Promise<void>;
   private anchor = 0;
+  private pausedFlag = false;
 
   constructor(opts: SchedulerOptions) {
     this.clock = opts.clock;
@@ -90,6 +94,24 @@ export class Scheduler {
 
   get stats(): SchedulerStats {
     return { ...this.counts };
+  }
+
+  /** True between pause() and resume(). */
+  get paused(): boolean {
+    return this.pausedFlag;
+  }
+
+  /** Scheduled ticks are not run until resume(); the run in flight finishes. Returns whether it changed anything. */
+  pause(): boolean {
+    const changed = !this.pausedFlag;
+    this.pausedFlag = true;
+    return changed;
+  }
+
+  resume(): boolean {
+    const changed = this.pausedFlag;
+    this.pausedFlag = false;
+    return changed;
   }
 
   get running(): boolean {
@@ -171,6 +193,10 @@ export class Scheduler {
     if (from !== scheduled) log.debug('schedule: clock jump or stall; planning from now', { scheduled, now });
     this.plan(from === scheduled ? next : this.nextAfter(from));
 
+    if (this.pausedFlag) {
+      this.counts.paused++;
+      return;
+    }
     if (this.window && !inWindow(this.window, new Date(now))) {
       this.counts.outsideWindow++;
       return;

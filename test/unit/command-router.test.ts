@@ -28,6 +28,9 @@ function router(over: Partial<CommandHandlers> = {}): { r: CommandRouter; calls:
     allow: async (args) => void calls.push(['allow', args]),
     promote: async (args) => void calls.push(['promote', args]),
     discard: async (args) => void calls.push(['discard', args]),
+    pause: async (args) => void calls.push(['pause', args]),
+    resume: async (args) => void calls.push(['resume', args]),
+    snapshot: async (args) => void calls.push(['snapshot', args]),
     shadow: async (args) => {
       calls.push(['shadow', args]);
       return { frames: args.frames };
@@ -129,7 +132,7 @@ test('an unknown command: an error reply naming it and the known ones, no handle
   const reply = await handle(req({ id: 'u', cmd: 'reboot', args: {} }));
   assert.equal(reply.id, 'u');
   assert.equal(reply.ok, false);
-  assert.match(reply.error ?? '', /unknown command "reboot" \(known: allow, capture, discard, promote, rollback, shadow, status\)/);
+  assert.match(reply.error ?? '', /unknown command "reboot" \(known: allow, capture, discard, pause, promote, resume, rollback, shadow, snapshot, status\)/);
   for (const cmd of ['STATUS', 'constructor', 'toString', 'hasOwnProperty', '__proto__', '']) {
     const r = await handle(req({ id: 'p', cmd }));
     assert.equal(r.ok, false, cmd);

@@ -27,6 +27,7 @@ function setup() {
     birth: () => birthMessage({ device: 'd1', groups: [], version: '0.1.0', startedAt: '2026-01-01T00:00:00.000Z', extractor: { id: 'x', fingerprint: sha }, head: { id: 'h', version, sha256: sha }, backend: { name: 'cpu', simd: false, threads: 1 } }),
     headState: () => ({ device: 'd1', marker: version }) as unknown as HeadStateMessage,
     telemetry: () => ({ n: ++telemetryCalls }) as unknown as TelemetryMessage,
+    schedulePaused: () => false,
   });
   return { broker, clock, presence, setVersion: (v: number) => (version = v) };
 }

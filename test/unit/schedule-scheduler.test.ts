@@ -51,7 +51,7 @@ test('interval: 10 ticks in 10 intervals, on the interval grid', async () => {
   s.start();
   await advance(clock, 10_000);
   assert.deepEqual(times(), grid(6_000, 1000, 10));
-  assert.deepEqual(s.stats, { ticks: 10, skipped: 0, outsideWindow: 0 });
+  assert.deepEqual(s.stats, { ticks: 10, skipped: 0, outsideWindow: 0, paused: 0 });
   await s.stop();
 });
 
@@ -81,13 +81,13 @@ test('runs never overlap: ticks while a run is in flight are skipped and counted
   assert.equal(s.running, true);
   await advance(clock, 3000);
   assert.deepEqual(times(), [1000]);
-  assert.deepEqual(s.stats, { ticks: 1, skipped: 3, outsideWindow: 0 });
+  assert.deepEqual(s.stats, { ticks: 1, skipped: 3, outsideWindow: 0, paused: 0 });
   runs[0]!.resolve();
   await flush();
   assert.equal(s.running, false);
   await advance(clock, 1000);
   assert.deepEqual(times(), [1000, 5000]);
-  assert.deepEqual(s.stats, { ticks: 2, skipped: 3, outsideWindow: 0 });
+  assert.deepEqual(s.stats, { ticks: 2, skipped: 3, outsideWindow: 0, paused: 0 });
   runs[1]!.resolve();
   await s.stop();
 });
@@ -179,7 +179,7 @@ test('activeWindow: ticks outside are counted, not run', async () => {
   s.start();
   await advance(clock, 5 * 60_000, 1000);
   assert.deepEqual(times(), [Date.UTC(2024, 0, 1, 19, 58), Date.UTC(2024, 0, 1, 19, 59)]);
-  assert.deepEqual(s.stats, { ticks: 2, skipped: 0, outsideWindow: 3 });
+  assert.deepEqual(s.stats, { ticks: 2, skipped: 0, outsideWindow: 3, paused: 0 });
   await s.stop();
 });
 
@@ -189,7 +189,7 @@ test('activeWindow crossing midnight: a day of half-hourly ticks runs only from 
   await advance(clock, 86_400_000, 60_000);
   const expected = grid(Date.UTC(2024, 0, 1, 22, 0), 30 * 60_000, 16);
   assert.deepEqual(times(), expected);
-  assert.deepEqual(s.stats, { ticks: 16, skipped: 0, outsideWindow: 32 });
+  assert.deepEqual(s.stats, { ticks: 16, skipped: 0, outsideWindow: 32, paused: 0 });
   await s.stop();
 });
 
@@ -300,6 +300,25 @@ test('wall-clock jumps (NTP step): no burst of missed ticks forward, no long wai
   await advance(manual, 3000);
   const t0 = Date.UTC(2024, 0, 1);
   assert.deepEqual(calls, grid(t0 + 1000, 1000, 9), 'one tick per second throughout: no burst, no gap');
-  assert.deepEqual(s.stats, { ticks: 9, skipped: 0, outsideWindow: 0 });
+  assert.deepEqual(s.stats, { ticks: 9, skipped: 0, outsideWindow: 0, paused: 0 });
+  await s.stop();
+});
+
+test('pause(): due ticks are counted as paused, not run; manual runs still run; resume() goes on from the grid', async () => {
+  const clock = new ManualClock(0);
+  let runs = 0;
+  const s = new Scheduler({ clock, intervalMs: 100, jitterMs: 0, onTick: async () => void runs++ });
+  s.start();
+  await advance(clock, 200);
+  assert.equal(runs, 2);
+  assert.equal(s.pause(), true);
+  assert.equal(s.pause(), false, 'already paused');
+  await advance(clock, 300);
+  assert.equal(runs, 2);
+  assert.equal(s.stats.paused, 3);
+  assert.deepEqual(await s.runNow(async () => 'manual'), { value: 'manual' });
+  assert.equal(s.resume(), true);
+  await advance(clock, 100);
+  assert.equal(runs, 3);
   await s.stop();
 });
