@@ -48,9 +48,10 @@ function setup(dir = tmpDir('downgrade-'), now?: () => number) {
   };
   const handlers = deviceCommandHandlers({
     frames: { capture: async () => assert.fail('no capture') },
-    scheduler: { runNow: async () => undefined, idle: async () => undefined },
+    scheduler: { runNow: async () => undefined, idle: async () => undefined, pause: () => assert.fail('no pause'), resume: () => assert.fail('no resume') },
     heads: t.manager,
     status: () => assert.fail('no status'),
+    scheduleChanged: async () => assert.fail('no schedule change'),
   });
   return { ...t, dir, push, handlers, close: () => (t.current().dispose(), t.manager.dispose()) };
 }
