@@ -28,7 +28,9 @@ import { EventBus } from './events';
 import type { Extractor } from './extractors/extractor';
 import { loadExtractor } from './extractors/load';
 import { FrameLoop } from './frames/frame-loop';
+import { PlainState } from './frames/plain-state';
 import { PredictionFilter } from './frames/prediction-filter';
+import { Snapshots } from './frames/snapshot';
 import { HeadManager, startingHeads } from './hot-swap/head-manager';
 import { HeadStore } from './hot-swap/head-store';
 import { loadPublicKeys } from './hot-swap/public-keys';
@@ -37,7 +39,10 @@ import { attachInbox, inboxPayloadLimit } from './inbox';
 import { Classifier } from './inference/classifier';
 import { DenseHead } from './inference/dense-head';
 import { Teardown } from './lifecycle';
+import { AgentMetrics } from './metrics/metrics';
+import { MetricsServer } from './metrics/server';
 import { Presence, statusOffline } from './presence';
+import { HomeAssistantDiscovery } from './integrations/home-assistant';
 import { Problems } from './problems';
 import { ReliablePublisher } from './publish/reliable-publisher';
 import { Scheduler } from './schedule/scheduler';
@@ -75,6 +80,8 @@ export interface Agent {
   readonly topics: DeviceTopics;
   readonly stats: FrameStats;
   readonly problems: Problems;
+  /** Prometheus metrics (served on metrics.listen when set). */
+  readonly metrics: AgentMetrics;
   birthMessage(): BirthMessage;
   telemetry(): TelemetryMessage;
   /** Connects, starts the frame source and the schedule. */
@@ -142,12 +149,13 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
     const frames = new FrameLoop({
       source: deps.source ?? createFrameSource(cfg.source),
       classifier,
-      filter: new PredictionFilter(cfg.predictions),
+      filter: new PredictionFilter(cfg.predictions, () => clock.now()),
       publish: (msg) => publisher.publish({ topic: topics.predictions, payload: encodePayload('prediction', msg), qos: cfg.predictions.qos, retain: false }),
       events,
       stats,
       run,
       extractorId: extractor.info.id,
+      problems,
       print: consoleOn(cfg.predictions.console, deps.consoleAuto) ? (deps.print ?? ((l) => process.stdout.write(l + '\n'))) : undefined,
     });
     teardown.add('heads', () => frames.dispose());
@@ -199,15 +207,30 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         problems: problems.list(),
       });
     const presence = new Presence({ broker, topics, deviceId, clock, telemetryIntervalSec: cfg.telemetry.intervalSec, birth, headState: () => heads.stateMessage(), telemetry, schedulePaused: () => scheduler.paused });
+    const plainState = new PlainState(broker, topics.state);
+    const snapshots = new Snapshots({ cfg: cfg.snapshot, maxPixels: cfg.preprocess.maxPixels, grab: () => frames.grabFrame(), scheduler, broker, topic: topics.snapshot, clock });
     const commands = new DeviceCommands(broker, topics, deviceCommandHandlers({
         frames,
+        snapshots,
         scheduler,
         heads,
         status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }),
         scheduleChanged: () => presence.publishSchedule(),
       }));
 
+    const homeAssistant = new HomeAssistantDiscovery({
+      broker,
+      enabled: cfg.homeassistant.enabled,
+      haPrefix: cfg.homeassistant.prefix,
+      deviceId,
+      topics,
+      version: agentVersion(),
+      classes: () => classifier.head.manifest.classes,
+      unknownLabel: cfg.predictions.unknownLabel,
+    });
+    events.on('headChanged', () => homeAssistant.headChanged());
     events.on('frameClassified', ({ features, top1 }) => heads.onFrame(features, top1));
+    events.on('plainState', ({ label }) => plainState.set(label));
     events.on('headState', (state) => presence.publishHeadState(state));
     events.on('headChanged', async () => {
       await presence.publishBirth();
@@ -222,6 +245,22 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
     teardown.add('frame in flight', () => scheduler.stop());
     teardown.add('source', () => frames.stopSource());
     teardown.add('scheduler', () => scheduler.halt());
+    teardown.add('snapshots', () => snapshots.stop()); // runs first: no periodic snapshot starts during shutdown
+    const metrics = new AgentMetrics({
+      deviceId,
+      version: agentVersion(),
+      startedAt,
+      frames: stats,
+      scheduler: () => scheduler.stats,
+      queue: () => queue.stats(),
+      broker: () => broker.stats(),
+      head: () => classifier.head.manifest,
+      extractor: extractor.info,
+      backend: summary,
+      problems: () => problems.list(),
+    });
+    const metricsServer = cfg.metrics.listen ? new MetricsServer(cfg.metrics.listen, metrics) : undefined;
+    teardown.add('metrics server', () => metricsServer?.stop()); // first to go: no scrape reads a closed queue
 
     let stopped: Promise<void> | undefined;
     return {
@@ -230,19 +269,26 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       topics,
       stats,
       problems,
+      metrics,
       birthMessage: birth,
       telemetry,
       async start() {
+        await metricsServer?.start(); // first: a metrics.listen that cannot be bound stops the start before anything connects
         presence.start();
+        plainState.start();
+        homeAssistant.start();
+        const haStatus = homeAssistant.statusTopic;
         void attachInbox(broker, cfg.mqtt.topicPrefix, topics, {
           head: (topic, payload, retained) => heads.handlePayload(topic, payload, retained).catch((e) => log.error('head update failed', { error: describeError(e) })),
           command: (payload) => commands.handle(payload),
           refused: (kind, topic, r) =>
             kind === 'command' ? void commands.refuse(r) : log.warn('head payload refused unread', { topic, bytes: r.bytes, limit: r.limit }),
+          routes: haStatus ? { [haStatus]: (payload) => void homeAssistant.onHaStatus(payload) } : {},
         }).catch((e) => log.warn('subscribe failed', { error: describeError(e) }));
         broker.start();
         await frames.startSource();
         scheduler.start();
+        snapshots.start();
         const head = classifier.head.manifest;
         log.info('agent started', {
           device: deviceId,

@@ -13,6 +13,9 @@ const log = createLogger('events');
 export interface AgentEvents {
   /** A frame was classified by the active head (not a pinned, already replaced one). */
   frameClassified: { features: Float32Array; top1: string };
+  /** The plain top-1 label to show now (after minScore -> unknownLabel and debounce), once per frame: the retained
+   * `state` topic (agent/frames/plain-state.ts) publishes it when it differs. */
+  plainState: { label: string };
   /** The head state changed (any head event): publish it. */
   headState: HeadStateMessage;
   /** Another head became active (applied, promoted, rolled back). */

@@ -11,17 +11,19 @@ export interface InboxHandlers {
   command(payload: Uint8Array): Promise<void>;
   /** A payload the broker client refused unread, over the limit of inboxPayloadLimit. */
   refused(kind: 'head' | 'command', topic: string, refused: RefusedPayload): void;
+  /** Further topics subscribed to as they are, each with its handler (e.g. Home Assistant's status). */
+  routes?: Readonly<Record<string, (payload: Uint8Array) => void>>;
 }
 
 /** Read past head.maxBytes on head/set, so a head slightly too large still gets its rejection on head/state. */
 const HEAD_SLACK_BYTES = 1 << 20;
 
-/** Largest payload accepted per subscribed topic: a few KiB for commands, head.maxBytes plus a slack for heads (the
- * largest legitimate payload). The MQTT client skips anything larger unread (mqtt/publish-guard.ts). */
+/** Largest payload accepted per subscribed topic: head.maxBytes plus a slack for heads (the largest legitimate
+ * payload), the command limit for commands and every other route. The MQTT client skips anything larger unread (mqtt/publish-guard.ts). */
 export const inboxPayloadLimit =
   (topics: DeviceTopics, headMaxBytes: number) =>
   (topic: string): number =>
-    topic === topics.cmd ? CMD_MAX_BYTES : headMaxBytes + HEAD_SLACK_BYTES;
+    topics.headSet.includes(topic) ? headMaxBytes + HEAD_SLACK_BYTES : CMD_MAX_BYTES;
 
 /** The topics a device subscribes to. */
 export const inboxTopics = (topics: DeviceTopics): string[] => [topics.cmd, ...topics.headSet];
@@ -39,7 +41,9 @@ export function attachInbox(broker: BrokerClient, prefix: string, topics: Device
       void handlers.head(topic, new Uint8Array(payload), retained);
     } else if (topic === topics.cmd) {
       void handlers.command(new Uint8Array(payload));
+    } else if (handlers.routes && Object.hasOwn(handlers.routes, topic)) {
+      handlers.routes[topic]!(new Uint8Array(payload));
     }
   });
-  return broker.subscribe(inboxTopics(topics));
+  return broker.subscribe([...inboxTopics(topics), ...Object.keys(handlers.routes ?? {})]);
 }

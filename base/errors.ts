@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'BACKEND'
   | 'IO'
   | 'CAPTURE'
+  | 'SNAPSHOT'
   | 'MQTT';
 
 export class EdgeheadError extends Error {

@@ -239,7 +239,13 @@ export const PredictionsSchema = section(
     qos: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1, description: 'MQTT QoS of predictions.' }),
     onlyOnChange: Type.Boolean({ default: false, description: 'Publish only when the (debounced) top-1 label changes.' }),
     debounce: Type.Integer({ minimum: 1, default: 1, description: 'With onlyOnChange: a new top-1 must repeat N frames in a row before it counts.' }),
-    minScore: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Do not publish predictions whose top-1 score is below this.' }),
+    minScore: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Do not publish predictions whose top-1 score is below this (the plain `state` topic shows unknownLabel instead).' }),
+    unknownLabel: Type.String({ minLength: 1, maxLength: 64, default: 'unknown', description: 'The plain `state` topic\'s label for a frame whose top-1 score is below minScore ("nothing recognised").' }),
+    maxIntervalSec: Type.Integer({
+      minimum: 0,
+      default: 300,
+      description: 'With onlyOnChange: an unchanged prediction is published again (reason "heartbeat") once this long has passed since the last one, so "unchanged" and "dead" differ downstream. 0 = never.',
+    }),
     console: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], {
       default: 'auto',
       description: 'Also print predictions to stdout ("auto": when stdout is a terminal or with the embedded defaults).',
@@ -248,11 +254,56 @@ export const PredictionsSchema = section(
   'Prediction messages.',
 );
 
+export const SnapshotSchema = section(
+  {
+    intervalSec: Type.Integer({ minimum: 0, default: 0, description: 'Publish a snapshot every N seconds (not while the schedule is paused or the broker is unreachable). 0 = only on the snapshot command.' }),
+    width: Type.Integer({ minimum: 16, maximum: 8192, default: 640, description: 'Downscale the (upright) frame to this width, keeping its aspect ratio; never upscales.' }),
+    quality: Type.Integer({ minimum: 1, maximum: 100, default: 80, description: 'JPEG quality to try first.' }),
+    maxBytes: Type.Integer({
+      minimum: 4096,
+      default: 256 * 1024,
+      description: 'Largest snapshot published: a larger JPEG is encoded again at a lower quality (down to 40), then a smaller width, else the snapshot is refused with an error.',
+    }),
+    retain: Type.Boolean({ default: false, description: 'Publish snapshots retained (a restarted Home Assistant shows the last one at once; the broker keeps that frame until cleared).' }),
+  },
+  'JPEG snapshots of the camera on <prefix>/<device>/snapshot (the snapshot command, and periodically).',
+);
+
 export const TelemetrySchema = section(
   {
     intervalSec: Type.Integer({ minimum: 1, default: 60, description: 'Publish telemetry every N seconds.' }),
   },
   'Telemetry messages.',
+);
+
+export const MetricsSchema = section(
+  {
+    listen: Type.Optional(
+      Type.String({
+        pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+        patternMessage: 'must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464',
+        description:
+          'Address to serve Prometheus metrics on (GET /metrics; docs/metrics.md), e.g. "127.0.0.1:9464" (loopback only) or "0.0.0.0:9464" (every interface: no authentication, so only on a trusted network). Unset: off.',
+      }),
+    ),
+  },
+  'Prometheus metrics endpoint (off unless listen is set).',
+);
+
+export const HomeAssistantSchema = section(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description: 'Publish retained Home Assistant MQTT discovery configs (docs/home-assistant.md). false: clear the ones this device published.',
+    }),
+    prefix: Type.String({
+      pattern: TOPIC_PREFIX_PATTERN,
+      patternMessage: TOPIC_PREFIX_RULE,
+      default: 'homeassistant',
+      description: 'Home Assistant\'s discovery prefix (its MQTT integration setting); HA\'s birth message is read on <prefix>/status.',
+    }),
+  },
+  'Home Assistant MQTT discovery.',
 );
 
 export const OfflineSchema = section(
@@ -282,7 +333,10 @@ export const ConfigSchema = Type.Object(
     source: SourceSchema,
     schedule: ScheduleSchema,
     predictions: PredictionsSchema,
+    snapshot: SnapshotSchema,
     telemetry: TelemetrySchema,
+    metrics: MetricsSchema,
+    homeassistant: HomeAssistantSchema,
     offline: OfflineSchema,
     backend: BackendSchema,
     extractor: ExtractorSchema,

@@ -65,7 +65,7 @@ export const PredictionMessageSchema = Type.Object(
     head: HeadIdSchema,
     extractor: Type.String(),
     ms: StageMs,
-    reason: Type.Optional(Type.Union([Type.Literal('capture'), Type.Literal('head-swap')], { description: 'set on frames that were not scheduled' })),
+    reason: Type.Optional(Type.Union([Type.Literal('capture'), Type.Literal('head-swap'), Type.Literal('heartbeat')], { description: 'set on frames that were not scheduled, and on heartbeats (predictions.maxIntervalSec)' })),
   },
   { description: 'one classified frame' },
 );

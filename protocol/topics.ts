@@ -129,6 +129,8 @@ export const TOPIC_DOCS: readonly TopicDoc[] = [
   { topic: `<prefix>/${FLEET}/head/set`, direction: '-> device', qos: '1, retained', payload: 'binary head for the fleet' },
   { topic: '<prefix>/<device>/head/state', direction: 'device ->', qos: '1, retained', payload: 'active / previous head and the last update' },
   { topic: '<prefix>/<device>/state', direction: 'device ->', qos: '1, retained', payload: 'the top-1 label as plain text (`predictions.unknownLabel` below `predictions.minScore`)' },
-  { topic: '<prefix>/<device>/snapshot', direction: 'device ->', qos: '0', payload: 'a frame as JPEG (the `snapshot` command, `snapshot.intervalSec`)' },
+  { topic: '<prefix>/<device>/snapshot', direction: 'device ->', qos: '0 (retained with `snapshot.retain`)', payload: 'a frame as JPEG (the `snapshot` command, `snapshot.intervalSec`)' },
   { topic: '<prefix>/<device>/schedule', direction: 'device ->', qos: '1, retained', payload: '`running` or `paused` (the `pause` / `resume` commands)' },
+  { topic: '<haPrefix>/<platform>/<device>/<entity>/config', direction: 'device ->', qos: '1, retained', payload: 'Home Assistant discovery config, one per entity (docs/home-assistant.md); empty to remove' },
+  { topic: '<haPrefix>/status', direction: '-> device', qos: '0 or 1', payload: 'Home Assistant\'s `online` / `offline`: `online` makes the device announce its entities again' },
 ];

@@ -3,6 +3,7 @@ import { EdgeheadError } from '../../base/errors';
 import type { BirthMessage, HeadStateMessage, PredictionMessage, TelemetryMessage } from '../../protocol/messages';
 import type { FrameLoop } from '../frames/frame-loop';
 import type { HeadManager } from '../hot-swap/head-manager';
+import type { Snapshots } from '../frames/snapshot';
 import type { Scheduler } from '../schedule/scheduler';
 import type { CommandHandlers } from './command-router';
 
@@ -16,6 +17,7 @@ export interface CommandTargets {
   scheduleChanged: (paused: boolean) => Promise<void>;
   heads: Pick<HeadManager, 'rollback' | 'allow' | 'promote' | 'discard' | 'armShadow'>;
   status: () => { birth: BirthMessage; telemetry: TelemetryMessage; head: HeadStateMessage };
+  snapshots: Pick<Snapshots, 'take'>;
 }
 
 export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
@@ -40,6 +42,8 @@ export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
       await t.scheduleChanged(false);
       return { schedule: 'running', changed };
     },
+    // Published on snapshot (JPEG); the reply says where, how big and how wide (agent/frames/snapshot.ts).
+    snapshot: () => t.snapshots.take(),
     rollback: () => t.heads.rollback(),
     // One older or equal version of a head past the high-water mark, once (agent/hot-swap/high-water.ts).
     allow: (args) => t.heads.allow(args),

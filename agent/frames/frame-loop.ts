@@ -9,12 +9,16 @@ import { type PredictionMessage, predictionMessage } from '../../protocol/messag
 import type { EventBus } from '../events';
 import type { HeadPort } from '../hot-swap/head-manager';
 import type { Classifier } from '../inference/classifier';
+import type { Problems } from '../problems';
 import type { DenseHead } from '../inference/dense-head';
-import type { FrameSource } from '../sources/source';
+import type { Frame, FrameSource } from '../sources/source';
 import type { FrameStats } from '../telemetry/stats';
 import type { PredictionFilter } from './prediction-filter';
 
 const log = createLogger('frames');
+
+/** Scheduled frames failing in a row before the 'camera' problem is set (one glitch is not a failing camera). */
+export const CAMERA_PROBLEM_AFTER = 3;
 
 export interface FrameLoopDeps {
   source: FrameSource;
@@ -29,6 +33,8 @@ export interface FrameLoopDeps {
   extractorId: string;
   /** Readable prediction lines (predictions.console); undefined = off. */
   print?: (line: string) => void;
+  /** The 'camera' problem: set while scheduled frames keep failing, cleared by the next good frame. */
+  problems?: Pick<Problems, 'set' | 'clear'>;
 }
 
 export class FrameLoop implements HeadPort {
@@ -36,6 +42,7 @@ export class FrameLoop implements HeadPort {
   private last: PredictionMessage | undefined;
   private inFlight = 0;
   private retired: DenseHead[] = [];
+  private failedInRow = 0;
 
   constructor(private readonly deps: FrameLoopDeps) {}
 
@@ -47,17 +54,24 @@ export class FrameLoop implements HeadPort {
     return this.deps.source.stop();
   }
 
+  /** One frame from the source, not classified (snapshots); the caller takes the run slot. */
+  grabFrame(): Promise<Frame> {
+    return this.deps.source.capture();
+  }
+
   /** The prediction of the last classified frame, if any. */
   get lastPrediction(): PredictionMessage | undefined {
     return this.last;
   }
 
-  /** A scheduled frame: a failure is logged and counted, and the loop goes on. */
+  /** A scheduled frame: a failure is logged and counted, and the loop goes on; failures in a row are a problem. */
   async tick(): Promise<void> {
     try {
       await this.classifyFrame();
     } catch (e) {
-      log.warn('frame failed', { error: describeError(e) });
+      const error = describeError(e);
+      log.warn('frame failed', { error }); // identical repeats collapse into a summary line (base/log-repeats.ts)
+      if (++this.failedInRow >= CAMERA_PROBLEM_AFTER) this.deps.problems?.set('camera', `frames keep failing: ${error}`);
     }
   }
 
@@ -88,6 +102,8 @@ export class FrameLoop implements HeadPort {
           reason,
         });
         stats.ok++;
+        this.failedInRow = 0;
+        this.deps.problems?.clear('camera');
         stats.record({ ...msg.ms, total: performance.now() - t0 });
       } catch (e) {
         stats.failed++;
@@ -125,9 +141,13 @@ export class FrameLoop implements HeadPort {
     await this.emit(msg);
   }
 
+  /** Publishes (or suppresses) a prediction and announces the plain state. A capture's prediction leaves the state
+   * alone (it bypasses the filter's debounce); a head-swap re-prediction sets it (the labels changed). */
   private async emit(msg: PredictionMessage): Promise<void> {
     const { filter, stats } = this.deps;
-    const decision = msg.reason ? ({ publish: true } as const) : filter.decide(msg.top[0]!);
+    const decision = msg.reason ? { publish: true as const, state: msg.reason === 'head-swap' ? filter.plainLabel(msg.top[0]!) : undefined } : filter.decide(msg.top[0]!);
+    if (decision.state !== undefined) await this.deps.events.emit('plainState', { label: decision.state });
+    if (decision.publish && 'heartbeat' in decision) msg = this.last = { ...msg, reason: 'heartbeat' };
     if (!decision.publish) {
       stats.suppressed++;
       this.deps.print?.(formatPrediction(msg, false));

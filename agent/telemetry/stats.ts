@@ -10,8 +10,14 @@ export class FrameStats {
   published = 0;
   suppressed = 0;
   private readonly windows = new Map<Stage, number[]>(STAGES.map((s) => [s, []]));
+  private readonly observers: ((stage: Stage, ms: number) => void)[] = [];
 
   constructor(private readonly windowSize = 500) {}
+
+  /** Called with every stage time record() keeps (agent/metrics feeds its histograms from here). */
+  onRecord(fn: (stage: Stage, ms: number) => void): void {
+    this.observers.push(fn);
+  }
 
   record(ms: Partial<Record<Stage, number>>): void {
     for (const [stage, v] of Object.entries(ms) as [Stage, number][]) {
@@ -19,6 +25,7 @@ export class FrameStats {
       if (!w || !Number.isFinite(v)) continue;
       w.push(v);
       if (w.length > this.windowSize) w.shift();
+      for (const fn of this.observers) fn(stage, v);
     }
   }
 

@@ -8,7 +8,7 @@ import { type Agent, createAgent } from '../../agent/agent';
 import { loopbackTarget } from '../../mqtt/embedded-broker';
 import { describeError } from '../../base/errors';
 import { redactUrl } from '../../base/redact';
-import { configureLogging, createLogger } from '../../base/log';
+import { configureLogging, createLogger, flushLogRepeats, stderrPrefix } from '../../base/log';
 import { type Command, help, parseCommandArgs } from '../args';
 import { reportFatal } from '../report';
 
@@ -41,7 +41,10 @@ export const runCommand: Command = {
         process.exit(1);
       }, FORCED_EXIT_MS).unref();
       (agent?.stop() ?? Promise.resolve()).then(
-        () => process.exit(0),
+        () => {
+          flushLogRepeats(); // the "repeated N times" counts of the last window
+          process.exit(0);
+        },
         (e) => {
           reportFatal(e);
           process.exit(1);
@@ -63,7 +66,7 @@ export const runCommand: Command = {
     const sub = target
       ? `mosquitto_sub -h ${target.host} -p ${target.port} -t '${config.mqtt.topicPrefix}/#' -v`
       : `mosquitto_sub -L '${redactUrl(config.mqtt.url)}/${config.mqtt.topicPrefix}/#' -v`;
-    process.stderr.write(`edgehead: device ${agent.deviceId} running; watch it with: ${sub}\n`);
+    process.stderr.write(`${stderrPrefix('info')}edgehead: device ${agent.deviceId} running; watch it with: ${sub}\n`);
     await new Promise<never>(() => undefined); // runs until a signal
     return 0;
   },

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
 import { Value } from '@sinclair/typebox/value';
 import * as tf from '@tensorflow/tfjs-core';
+import * as jpeg from 'jpeg-js';
 import { type Agent, createAgent } from '../../agent/agent';
 import { MemoryQueue } from '../../agent/store/memory-queue';
 import { ManualClock } from '../../base/clock';
@@ -85,7 +86,7 @@ test('on connect: retained birth and head/state; subscribed to cmd and the devic
   assert.equal(broker.sentTo(agent.topics.status)[0]!.opts.retain, true);
   await until('head state', () => broker.sentTo(agent.topics.headState).length > 0);
   assert.ok(Value.Check(HeadStateMessageSchema, on(agent.topics.headState)[0]));
-  assert.deepEqual([...broker.subscriptions].sort(), ['edgehead/all/head/set', 'edgehead/dev1/cmd', 'edgehead/dev1/head/set', 'edgehead/groups/kitchens/head/set']);
+  assert.deepEqual([...broker.subscriptions].sort(), ['edgehead/all/head/set', 'edgehead/dev1/cmd', 'edgehead/dev1/head/set', 'edgehead/groups/kitchens/head/set', 'homeassistant/status']);
 });
 
 test('scheduled frames become schema-valid predictions, in order, (run, frameId) unique', async () => {
@@ -187,4 +188,37 @@ test('stop() during a capture that never finishes by itself: the source is stopp
   clearTimeout(guard);
   assert.equal(result, 'stopped');
   assert.ok(aborted);
+});
+
+test('a failing camera is the "camera" problem in telemetry while frames fail in a row; the next good frame clears it', async () => {
+  await frames(1);
+  for (let i = 0; i < 3; i++) source.next({ error: 'camera unplugged' });
+  for (let i = 0; i < 3; i++) {
+    clock.advance(1000);
+    await until(`failed frame ${i + 1}`, () => agent.stats.failed === i + 1);
+  }
+  await until('camera problem', () => agent.problems.has('camera'));
+  assert.deepEqual(agent.telemetry().problems.map((p) => [p.key, p.message]), [['camera', 'frames keep failing: camera unplugged']]);
+  await frames(1);
+  assert.equal(agent.problems.has('camera'), false);
+});
+
+test('the plain state is wired: retained plain text, the top-1 label of the predictions', async () => {
+  await frames(2);
+  const label = (on(agent.topics.predictions).at(-1)!.top as { label: string }[])[0]!.label;
+  const states = broker.sentTo(agent.topics.state);
+  assert.deepEqual(states.map((s) => [s.text, s.opts.retain, s.opts.qos]), [[label, true, 1]], 'published once: the label did not change');
+});
+
+test('the snapshot command publishes a JPEG on snapshot and replies with its size and width', async () => {
+  const reply = await command({ id: 'snap-1', cmd: 'snapshot' });
+  assert.equal(reply.ok, true, JSON.stringify(reply));
+  const data = reply.data as { bytes: number; width: number; height: number; topic: string };
+  const sent = broker.sentTo(agent.topics.snapshot);
+  assert.equal(sent.length, 1);
+  assert.deepEqual(sent[0]!.opts, { qos: 0, retain: false });
+  const img = jpeg.decode(sent[0]!.payload as Uint8Array, { useTArray: true });
+  assert.deepEqual([data.topic, data.bytes, data.width, data.height], [agent.topics.snapshot, (sent[0]!.payload as Uint8Array).byteLength, img.width, img.height]);
+  assert.equal(img.width, 320, 'the sample frame is 320 wide: below snapshot.width (640), never upscaled');
+  assert.ok(data.bytes <= 256 * 1024);
 });

@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { EventBus } from '../../agent/events';
-import { FrameLoop } from '../../agent/frames/frame-loop';
+import { CAMERA_PROBLEM_AFTER, FrameLoop } from '../../agent/frames/frame-loop';
 import { PredictionFilter } from '../../agent/frames/prediction-filter';
 import { Classifier } from '../../agent/inference/classifier';
 import { DenseHead } from '../../agent/inference/dense-head';
+import { Problems } from '../../agent/problems';
 import { FrameStats } from '../../agent/telemetry/stats';
+import { ManualClock } from '../../base/clock';
 import { configureLogging } from '../../base/log';
 import { decodeHead } from '../../protocol/head/format';
 import type { PredictionMessage } from '../../protocol/messages';
@@ -21,7 +23,7 @@ before(async () => {
   await tf.setBackend('cpu');
 });
 
-function loop(opts: { minScore?: number; onlyOnChange?: boolean } = {}) {
+function loop(opts: { minScore?: number; onlyOnChange?: boolean; problems?: Problems } = {}) {
   const head = DenseHead.fromFile(decodeHead(rgbHead('c', 1)));
   const classifier = new Classifier(meanRgbExtractor(), head, { resize: 'squash', maxPixels: 1e8, topK: 2 });
   const source = new ScriptedSource();
@@ -34,13 +36,14 @@ function loop(opts: { minScore?: number; onlyOnChange?: boolean } = {}) {
   const frames = new FrameLoop({
     source,
     classifier,
-    filter: new PredictionFilter({ minScore: opts.minScore ?? 0, onlyOnChange: opts.onlyOnChange ?? false, debounce: 1 }),
+    filter: new PredictionFilter({ minScore: opts.minScore ?? 0, onlyOnChange: opts.onlyOnChange ?? false, debounce: 1, unknownLabel: 'unknown', maxIntervalSec: 0 }),
     publish: async (m) => void published.push(m),
     events,
     stats,
     run: 4,
     extractorId: 'mean-rgb',
     print: (l) => void printed.push(l),
+    problems: opts.problems,
   });
   return { frames, source, published, printed, stats, classifier, classified };
 }
@@ -117,4 +120,48 @@ test('repredictLast: the last frame again with the new head, reason head-swap, a
   assert.ok(['x', 'y', 'z'].includes(re.top[0]!.label));
   frames.dispose();
   assert.throws(() => classifier.head.predict(tf.zeros([1, 3]), 1), /used after dispose/);
+});
+
+test('frames failing in a row set the camera problem with the error; the next good frame clears it', async () => {
+  const problems = new Problems(() => 0);
+  const { frames, source } = loop({ problems });
+  for (let i = 1; i < CAMERA_PROBLEM_AFTER; i++) {
+    source.next({ error: 'fswebcam on /dev/video0 failed (exit code 1)' });
+    await frames.tick();
+  }
+  await frames.tick(); // a good frame in between starts the count again
+  for (let i = 1; i < CAMERA_PROBLEM_AFTER; i++) {
+    source.next({ error: 'fswebcam on /dev/video0 failed (exit code 1)' });
+    await frames.tick();
+  }
+  assert.equal(problems.has('camera'), false, 'a glitch is not a failing camera');
+  source.next({ error: 'fswebcam on /dev/video0 failed (exit code 1)' });
+  await frames.tick();
+  assert.deepEqual(problems.list().map((p) => [p.key, p.message]), [['camera', 'frames keep failing: fswebcam on /dev/video0 failed (exit code 1)']]);
+  source.next({ error: 'no such device' });
+  await frames.tick();
+  assert.match(problems.list()[0]!.message, /no such device$/, 'the latest error');
+  await frames.tick();
+  assert.deepEqual(problems.list(), [], 'cleared by the next good frame');
+});
+
+test('a failing camera logs one "frame failed" line and the problem once, then a summary per window', async () => {
+  const lines: string[] = [];
+  const clock = new ManualClock();
+  configureLogging({ level: 'warn', format: 'text', journal: false, clock, sink: { write: (l) => void lines.push(l) } });
+  try {
+    const { frames, source } = loop({ problems: new Problems(() => clock.now()) });
+    for (let i = 0; i < 120; i++) {
+      source.next({ error: 'no camera' });
+      await frames.tick();
+      clock.advance(1000);
+    }
+    const failed = lines.filter((l) => l.includes('frame failed'));
+    assert.equal(failed.length, 3, lines.join('\n'));
+    assert.doesNotMatch(failed[0]!, /repeated/);
+    assert.match(failed[1]!, /frame failed \(repeated 59 times in the last 60 s\) error="no camera"/);
+    assert.equal(lines.filter((l) => l.includes('problem: frames keep failing: no camera')).length, 1);
+  } finally {
+    configureLogging({ level: 'silent' });
+  }
 });

@@ -52,6 +52,7 @@ function setup(dir = tmpDir('downgrade-'), now?: () => number) {
     heads: t.manager,
     status: () => assert.fail('no status'),
     scheduleChanged: async () => assert.fail('no schedule change'),
+    snapshots: { take: async () => assert.fail('no snapshot') },
   });
   return { ...t, dir, push, handlers, close: () => (t.current().dispose(), t.manager.dispose()) };
 }

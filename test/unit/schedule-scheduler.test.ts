@@ -7,7 +7,7 @@ import { EdgeheadError } from '../../base/errors';
 import { configureLogging } from '../../base/log';
 
 const logs: string[] = [];
-configureLogging({ level: 'warn', format: 'text', sink: { write: (line) => logs.push(line) } });
+configureLogging({ level: 'warn', format: 'text', repeatWindowSec: 0, sink: { write: (line) => logs.push(line) } }); // every failure counted, none collapsed
 beforeEach(() => void (logs.length = 0));
 
 /** Lets promise callbacks run (what happens between timers in real time). */
