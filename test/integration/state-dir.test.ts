@@ -152,9 +152,14 @@ test('a read-only file system (a read-only tmpfs mount): one line naming stateDi
   }
 });
 
-const nobody = isRoot && spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'true']).status === 0;
+const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+// nobody must be able to read the checkout (a clone inside a 0700 folder, as `mktemp -d` makes, is not).
+const nobody =
+  isRoot &&
+  spawnSync('setpriv', [...asNobody, 'test', '-r', path.join(ROOT, 'agent', 'state', 'state-dir.ts')]).status === 0 &&
+  spawnSync('setpriv', [...asNobody, 'test', '-r', path.join(ROOT, 'node_modules', 'tsx', 'package.json')]).status === 0;
 
-test('a folder this user may not write (run as nobody with setpriv): one line naming stateDir and EACCES', { skip: !nobody && 'needs root and setpriv' }, () => {
+test('a folder this user may not write (run as nobody with setpriv): one line naming stateDir and EACCES', { skip: !nobody && 'needs root, setpriv and a checkout that the nobody user can read' }, () => {
   const dir = freshDir();
   fs.mkdirSync(dir, { mode: 0o755 });
   const script = `
