@@ -143,6 +143,9 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         maxPayloadBytes: inboxPayloadLimit(topics, cfg.head.maxBytes),
       });
     const publisher = new ReliablePublisher(broker, queue);
+    // Lost broker: predictions wait in the offline queue; a problem while it lasts (HA's problem sensor shows it).
+    broker.onDisconnect((reason) => problems.set('broker', `broker unreachable, predictions are queued: ${reason}`));
+    broker.onConnect(() => problems.clear('broker'));
 
     const events = new EventBus();
     const stats = new FrameStats();

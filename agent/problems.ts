@@ -9,7 +9,7 @@ import type { Problem } from '../protocol/messages';
 
 const log = createLogger('problems');
 
-export type ProblemKey = 'disk-full' | 'state-dir' | 'queue-damaged' | 'camera' | 'run-counter';
+export type ProblemKey = 'disk-full' | 'state-dir' | 'queue-damaged' | 'camera' | 'run-counter' | 'broker';
 
 export class Problems {
   private readonly current = new Map<ProblemKey, Problem>();

@@ -222,3 +222,13 @@ test('the snapshot command publishes a JPEG on snapshot and replies with its siz
   assert.equal(img.width, 320, 'the sample frame is 320 wide: below snapshot.width (640), never upscaled');
   assert.ok(data.bytes <= 256 * 1024);
 });
+
+test('a lost broker is a problem while it lasts (predictions are queued meanwhile)', async () => {
+  await frames(1);
+  broker.disconnect('connection reset');
+  assert.deepEqual(agent.problems.list().map((p) => p.key), ['broker']);
+  assert.match(agent.problems.list()[0]!.message, /connection reset/);
+  assert.deepEqual(agent.telemetry().problems.map((p) => p.key), ['broker']);
+  broker.connect();
+  assert.deepEqual(agent.problems.list(), []);
+});
