@@ -212,14 +212,15 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
     const presence = new Presence({ broker, topics, deviceId, clock, telemetryIntervalSec: cfg.telemetry.intervalSec, birth, headState: () => heads.stateMessage(), telemetry, schedulePaused: () => scheduler.paused });
     const plainState = new PlainState(broker, topics.state);
     const snapshots = new Snapshots({ cfg: cfg.snapshot, maxPixels: cfg.preprocess.maxPixels, grab: () => frames.grabFrame(), scheduler, broker, topic: topics.snapshot, clock });
-    const commands = new DeviceCommands(broker, topics, deviceCommandHandlers({
-        frames,
-        snapshots,
-        scheduler,
-        heads,
-        status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }),
-        scheduleChanged: () => presence.publishSchedule(),
-      }));
+    const handlers = deviceCommandHandlers({
+      frames,
+      snapshots,
+      scheduler,
+      heads,
+      status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }),
+      scheduleChanged: () => presence.publishSchedule(),
+    });
+    const commands = new DeviceCommands(broker, topics, handlers);
 
     const homeAssistant = new HomeAssistantDiscovery({
       broker,
@@ -231,12 +232,12 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       classes: () => classifier.head.manifest.classes,
       unknownLabel: cfg.predictions.unknownLabel,
     });
-    events.on('headChanged', () => homeAssistant.headChanged());
     events.on('frameClassified', ({ features, top1 }) => heads.onFrame(features, top1));
     events.on('plainState', ({ label }) => plainState.set(label));
     events.on('headState', (state) => presence.publishHeadState(state));
     events.on('headChanged', async () => {
-      await presence.publishBirth();
+      await presence.publishBirth(); // the retained status names the new head
+      await homeAssistant.headChanged(); // the label sensor's options are the new head's classes
       await frames.repredictLast();
     });
 
