@@ -6,7 +6,7 @@
 import type { Clock, TimerHandle } from '../base/clock';
 import { describeError } from '../base/errors';
 import { createLogger } from '../base/log';
-import type { BrokerClient, PublishOptions } from '../mqtt/broker';
+import { type BrokerClient, type PublishOptions, RETAINED } from '../mqtt/broker';
 import {
   type BirthMessage,
   encodePayload,
@@ -18,7 +18,6 @@ import {
 import type { DeviceTopics } from '../protocol/topics';
 
 const log = createLogger('presence');
-const RETAINED: PublishOptions = { qos: 1, retain: true };
 
 export interface PresenceDeps {
   broker: BrokerClient;

@@ -4,6 +4,9 @@ export interface PublishOptions {
   retain: boolean;
 }
 
+/** What the device's state topics use (status, head/state, state, schedule, discovery configs): kept for late subscribers. */
+export const RETAINED: PublishOptions = { qos: 1, retain: true };
+
 export interface BrokerStats {
   connected: boolean;
   /** Successful connections after the first one. */

@@ -8,10 +8,9 @@
  */
 import { describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
-import type { BrokerClient, PublishOptions } from '../../mqtt/broker';
+import { type BrokerClient, RETAINED } from '../../mqtt/broker';
 
 const log = createLogger('state');
-const RETAINED: PublishOptions = { qos: 1, retain: true };
 
 export class PlainState {
   private current: string | undefined;

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
-import type { BrokerClient, PublishOptions } from '../../mqtt/broker';
+import { type BrokerClient, RETAINED } from '../../mqtt/broker';
 import {
   HA_ONLINE,
   type HaDevice,
@@ -22,7 +22,6 @@ import {
 import type { DeviceTopics } from '../../protocol/topics';
 
 const log = createLogger('homeassistant');
-const RETAINED: PublishOptions = { qos: 1, retain: true };
 
 export interface HomeAssistantDeps {
   broker: BrokerClient;
