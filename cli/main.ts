@@ -10,12 +10,13 @@ import type { Command } from './args';
 import { classifyCommand } from './commands/classify';
 import { configCommand } from './commands/config';
 import { doctorCommand } from './commands/doctor';
+import { fleetCommand } from './commands/fleet';
 import { headCommand } from './commands/head';
 import { runCommand } from './commands/run';
 import { summaryCommand } from './commands/summary';
 import { exitCodeFor, reportFatal } from './report';
 
-export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand];
+export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand, fleetCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

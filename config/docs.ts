@@ -1,35 +1,37 @@
 /**
  * docs/configuration.md and the default config file, generated from config/schema.ts.
  * scripts/gen-config-docs.ts writes the docs; test/unit/config-docs.test.ts fails when they are stale.
+ * The settings tables and the defaults YAML take a ConfigSpec (default: the agent's), so the fleet server's page
+ * (docs/fleet-configuration.md, operator/fleet/config.ts) is rendered by the same code.
  */
 import type { TSchema } from '@sinclair/typebox';
 import YAML from 'yaml';
-import { defaultConfig } from './defaults';
 import { dottedPath, envVarName, isSecret, isSection, listEnvVars, NON_CONFIG_ENV_VARS, schemaSections, typeNoun } from './env';
-import { checkConfig, COMPUTED_DEFAULTS, EXISTING_FILE_SETTINGS, formatConfigErrors, PATH_SETTINGS } from './load';
+import { Value } from '@sinclair/typebox/value';
+import { AGENT_CONFIG, checkConfig, type ConfigSpec, EXISTING_FILE_SETTINGS, formatConfigErrors, PATH_SETTINGS } from './load';
 import { orderLikeSchema } from './present';
-import { CONFIG_VERSION, ConfigSchema } from './schema';
+import { CONFIG_VERSION } from './schema';
 
 type Schema = TSchema & Record<string, unknown>;
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const code = (s: string) => '`' + s + '`';
 
-function defaultCell(key: string, schema: Schema): string {
-  if (COMPUTED_DEFAULTS[key]) return COMPUTED_DEFAULTS[key].label;
+function defaultCell(spec: ConfigSpec, key: string, schema: Schema): string {
+  if (spec.computedDefaults[key]) return spec.computedDefaults[key].label;
   if (schema.default === undefined) return '—';
   return code(JSON.stringify(schema.default));
 }
 
-function descriptionCell(key: string, schema: Schema): string {
+function descriptionCell(spec: ConfigSpec, key: string, schema: Schema): string {
   let d = String(schema.description ?? '');
-  const computed = COMPUTED_DEFAULTS[key];
+  const computed = spec.computedDefaults[key];
   if (computed) d += ` Computed default: ${computed.explanation}.`;
   if (isSecret(schema)) d += ' Secret: printed as `***`, never in clear.';
-  if ((PATH_SETTINGS as readonly string[]).includes(key)) {
+  if (spec.pathSettings.includes(key)) {
     d += key === 'extractor.ref' ? ' A relative folder path is relative to the config file.' : ' A relative path is relative to the config file.';
   }
-  if ((EXISTING_FILE_SETTINGS as readonly string[]).includes(key)) d += ' The file must exist when the config is loaded.';
+  if (spec.existingFileSettings.includes(key)) d += ` The file${Array.isArray(schema.default) ? 's' : ''} must exist when the config is loaded.`;
   return cell(d.trim());
 }
 
@@ -37,9 +39,10 @@ function typeCell(schema: Schema): string {
   return cell(typeNoun(schema).replace(/^an? /, ''));
 }
 
-function settingsTables(): string[] {
+/** One table per section: key, type, default, environment variable, description. */
+export function settingsTables(spec: ConfigSpec = AGENT_CONFIG): string[] {
   const out: string[] = [];
-  for (const section of schemaSections()) {
+  for (const section of schemaSections(spec.schema)) {
     const props = ((section.schema as Schema).properties ?? {}) as Record<string, Schema>;
     const leaves = Object.entries(props).filter(([, s]) => !isSection(s));
     if (leaves.length === 0) continue;
@@ -50,8 +53,8 @@ function settingsTables(): string[] {
     for (const [name, schema] of leaves) {
       const path = [...section.path, name];
       const key = dottedPath(path);
-      const env = key === 'version' ? '— (file only)' : code(envVarName(path));
-      out.push(`| ${code(key)} | ${typeCell(schema)} | ${defaultCell(key, schema)} | ${env} | ${descriptionCell(key, schema)} |`);
+      const env = key === 'version' ? '— (file only)' : code(envVarName(path, spec.prefix));
+      out.push(`| ${code(key)} | ${typeCell(schema)} | ${defaultCell(spec, key, schema)} | ${env} | ${descriptionCell(spec, key, schema)} |`);
     }
     out.push('');
   }
@@ -62,17 +65,18 @@ function settingsTables(): string[] {
  * The default configuration as a YAML file: every setting with a default, and the optional ones (secrets included,
  * without values) as comments. It is itself a valid config file.
  */
-export function renderDefaultsYaml(): string {
-  const doc = new YAML.Document(orderLikeSchema(defaultConfig(), ConfigSchema));
-  doc.commentBefore = ' edgehead configuration: every setting at its default (docs/configuration.md).';
-  for (const section of schemaSections()) {
+export function renderDefaultsYaml(spec: ConfigSpec = AGENT_CONFIG, header = ' edgehead configuration: every setting at its default (docs/configuration.md).'): string {
+  const doc = new YAML.Document(orderLikeSchema(Value.Default(spec.schema, {}), spec.schema));
+  doc.commentBefore = header;
+  for (const section of schemaSections(spec.schema)) {
     const map = (section.path.length === 0 ? doc.contents : doc.getIn(section.path, true)) as YAML.YAMLMap<YAML.Scalar, unknown> | undefined;
     if (!YAML.isMap(map)) continue;
     const props = Object.entries(((section.schema as Schema).properties ?? {}) as Record<string, Schema>);
     props.forEach(([name, schema], i) => {
       if (schema.default !== undefined) return;
       const key = dottedPath([...section.path, name]);
-      const note = COMPUTED_DEFAULTS[key] ? `default: ${COMPUTED_DEFAULTS[key].label}` : isSecret(schema) ? 'secret, not set' : 'not set';
+      const computed = spec.computedDefaults[key];
+      const note = computed ? `default: ${computed.label}` : isSecret(schema) ? 'secret, not set' : 'not set';
       const line = ` ${name}: (${note})`;
       const next = props.slice(i + 1).find(([n]) => map.has(n));
       const pair = next ? map.items.find((p) => (p.key as YAML.Scalar).value === next[0]) : undefined;

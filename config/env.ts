@@ -8,6 +8,9 @@
  * cannot be parsed is reported as `EDGEHEAD_X: must be ... (got "...") — sets a.b`. Unknown EDGEHEAD_* variables
  * are errors too, except the few non-config variables in NON_CONFIG_ENV_VARS.
  *
+ * The same machinery serves a second schema (the fleet server's, operator/fleet/config.ts, prefix EDGEHEAD_FLEET_):
+ * every function that depends on the schema takes an EnvSpec, by default the agent's (AGENT_ENV).
+ *
  * This file also holds the small schema-walking helpers shared by config/load.ts and config/docs.ts.
  */
 import { Kind, type TSchema } from '@sinclair/typebox';
@@ -29,6 +32,28 @@ export const NON_CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   EDGEHEAD_LOG_FORMAT: 'Log format of every command, read at start-up (also overrides log.format).',
   EDGEHEAD_PUSH_PASSWORD: '`edgehead head push`: the broker password (instead of --password, which other users can see in ps).',
   EDGEHEAD_TEST_PERSIST_PAUSE_MS: 'Tests only: pause between the two renames that make a new head active (kill -9 tests).',
+};
+
+/** Which schema the variables are derived from and how they are named. */
+export interface EnvSpec {
+  schema: TSchema;
+  /** e.g. EDGEHEAD_ or EDGEHEAD_FLEET_ */
+  prefix: string;
+  /** Variables under the prefix that are not settings (not errors either). */
+  nonConfig: Readonly<Record<string, string>>;
+  /** Prefixes under ours that belong to another config: skipped, not reported as unknown. */
+  otherPrefixes?: readonly string[];
+  /** Where the user finds the list of variables, in the "unknown setting" error. */
+  listHint: string;
+}
+
+/** The agent's variables: EDGEHEAD_* over config/schema.ts. EDGEHEAD_FLEET_* belong to the fleet server. */
+export const AGENT_ENV: EnvSpec = {
+  schema: ConfigSchema,
+  prefix: ENV_PREFIX,
+  nonConfig: NON_CONFIG_ENV_VARS,
+  otherPrefixes: ['EDGEHEAD_FLEET_'],
+  listHint: 'run "edgehead config env" for the list',
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -186,15 +211,15 @@ export function typeNoun(schema: TSchema): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Names
 
-/** EDGEHEAD_<PATH>: ['schedule', 'intervalMs'] -> EDGEHEAD_SCHEDULE_INTERVAL_MS. */
-export function envVarName(path: string[]): string {
+/** EDGEHEAD_<PATH>: ['schedule', 'intervalMs'] -> EDGEHEAD_SCHEDULE_INTERVAL_MS (another prefix for another config). */
+export function envVarName(path: string[], prefix: string = ENV_PREFIX): string {
   const seg = (s: string) =>
     s
       .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
       .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
       .replace(/[^A-Za-z0-9]+/g, '_')
       .toUpperCase();
-  return ENV_PREFIX + path.map(seg).join('_');
+  return prefix + path.map(seg).join('_');
 }
 
 export interface EnvVar {
@@ -215,15 +240,16 @@ export interface EnvVar {
 /** Settings that only the config file can set. */
 const FILE_ONLY = new Set(['version']);
 
-let cache: EnvVar[] | undefined;
+const cache = new WeakMap<EnvSpec, EnvVar[]>();
 
 /** Every config environment variable, in schema order. */
-export function listEnvVars(): EnvVar[] {
-  if (cache) return cache;
-  const vars = schemaLeaves()
+export function listEnvVars(spec: EnvSpec = AGENT_ENV): EnvVar[] {
+  const cached = cache.get(spec);
+  if (cached) return cached;
+  const vars = schemaLeaves(spec.schema)
     .filter((l) => !FILE_ONLY.has(l.path.join('.')))
     .map((l) => ({
-      name: envVarName(l.path),
+      name: envVarName(l.path, spec.prefix),
       path: l.path,
       key: dottedPath(l.path),
       type: typeNoun(l.schema),
@@ -234,10 +260,11 @@ export function listEnvVars(): EnvVar[] {
   const seen = new Map<string, string>();
   for (const v of vars) {
     const other = seen.get(v.name);
-    if (other) throw new Error(`config/schema.ts: ${other} and ${v.key} both map to ${v.name}`);
+    if (other) throw new Error(`config schema: ${other} and ${v.key} both map to ${v.name}`);
     seen.set(v.name, v.key);
   }
-  return (cache = vars);
+  cache.set(spec, vars);
+  return vars;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -352,20 +379,20 @@ function setIn(target: Record<string, unknown>, path: string[], value: unknown):
  * Applies EDGEHEAD_* overrides to `target` (the parsed file, mutated). Unknown EDGEHEAD_* variables and values that
  * cannot be parsed become errors; the setting then keeps its file value.
  */
-export function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.ProcessEnv): EnvResult {
+export function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.ProcessEnv, spec: EnvSpec = AGENT_ENV): EnvResult {
   const errors: string[] = [];
   const sources = new Map<string, string>();
-  const vars = listEnvVars();
+  const vars = listEnvVars(spec);
   const byName = new Map(vars.map((v) => [v.name, v]));
   for (const name of Object.keys(env).sort()) {
     const raw = env[name];
-    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    if (!name.startsWith(spec.prefix) || raw === undefined) continue;
     const v = byName.get(name);
     if (!v) {
-      if (name in NON_CONFIG_ENV_VARS) continue;
-      const known = [...vars.map((x) => x.name), ...Object.keys(NON_CONFIG_ENV_VARS)];
-      const guess = closestEnvVar(name, known);
-      errors.push(`${name}: unknown setting (${guess ? `did you mean ${guess}?` : 'run "edgehead config env" for the list'})`);
+      if (name in spec.nonConfig || spec.otherPrefixes?.some((p) => name.startsWith(p))) continue;
+      const known = [...vars.map((x) => x.name), ...Object.keys(spec.nonConfig)];
+      const guess = closestEnvVar(name, known, spec.prefix);
+      errors.push(`${name}: unknown setting (${guess ? `did you mean ${guess}?` : spec.listHint})`);
       continue;
     }
     const parsed = parseEnvValue(v.schema, raw);
@@ -379,8 +406,8 @@ export function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.P
   return { errors, sources };
 }
 
-function closestEnvVar(name: string, known: string[]): string | undefined {
-  const body = (s: string) => s.slice(ENV_PREFIX.length);
+function closestEnvVar(name: string, known: string[], prefix: string): string | undefined {
+  const body = (s: string) => s.slice(prefix.length);
   const byBody = new Map(known.map((k) => [body(k), k]));
   const b = body(name);
   // A truncated name (EDGEHEAD_SCHEDULE_INTERVAL) or one with an extra part: prefer the single prefix match.

@@ -8,6 +8,10 @@
  * problem: `schedule.intervalMs: must be >= 50 (got 0)`. Nothing is repaired silently: a value of the wrong type is an
  * error, never coerced (only EDGEHEAD_* strings are parsed, by the type of their setting). Secret settings are never
  * printed: "(got ***)".
+ *
+ * The same loader serves the fleet server's config (operator/fleet/config.ts): everything that depends on the schema
+ * (version, env prefix, path settings, computed defaults, cross-field rules) is a ConfigSpec; checkConfig() and
+ * loadConfig() are the agent's (AGENT_CONFIG), checkWithSpec() takes any spec.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,8 +22,10 @@ import YAML from 'yaml';
 import { EdgeheadError } from '../base/errors';
 import { ID_INVALID_CHARS_RE, ID_MAX_LENGTH, RESERVED_DEVICE_IDS } from '../protocol/patterns';
 import {
+  AGENT_ENV,
   applyEnvOverrides,
   dottedPath,
+  type EnvSpec,
   isSecret,
   kindNoun,
   kindOf,
@@ -31,7 +37,7 @@ import {
 import { extractorRefKind } from './extractor-ref';
 import { closest } from './suggest';
 import { isPlainObject, maskSecrets, orderLikeSchema } from './present';
-import { type Config, CONFIG_VERSION, ConfigSchema } from './schema';
+import { type Config, CONFIG_VERSION } from './schema';
 
 /** Re-exported for callers that load and then show a config. */
 export { maskSecrets, orderLikeSchema };
@@ -74,6 +80,35 @@ export function formatConfigErrors(errors: readonly string[]): string {
   return [`invalid configuration (${n} error${n === 1 ? '' : 's'}):`, ...errors.map((e) => `  ${e}`)].join('\n');
 }
 
+/** Computed-default docs: key -> what the docs show as default, and how it is computed. */
+export type ComputedDefaults = Readonly<Record<string, { label: string; explanation: string }>>;
+
+/** What the loader needs to know about one config schema (the agent's: AGENT_CONFIG; the fleet server's in operator/). */
+export interface ConfigSpec extends EnvSpec {
+  /** `version:` this reader accepts. */
+  version: number;
+  /** Who reads the file, in messages: "this agent" -> `version: required (this agent reads version 1)`. */
+  reader: string;
+  /** Settings holding paths (strings or lists of strings): relative values from the file resolve against its folder. */
+  pathSettings: readonly string[];
+  /** Path settings naming files that must exist at load time (unless checkFiles is false). */
+  existingFileSettings: readonly string[];
+  computedDefaults: ComputedDefaults;
+  /** A path setting's value that is not a path (e.g. extractor.ref naming a catalogue model): left as is. */
+  isPathValue?(key: string, value: string): boolean;
+  /** Fills the computed defaults into the defaulted config (before validation). */
+  fillComputed?(cfg: Record<string, unknown>, opts: CheckOptions): void;
+  /** Checks across settings, reported with the others (files are checked by the loader). */
+  crossFieldErrors?(cfg: Record<string, unknown>, ctx: CrossFieldContext): string[];
+}
+
+export interface CrossFieldContext {
+  /** The value at a dotted key path. */
+  at(key: string): unknown;
+  /** `(got 5 from EDGEHEAD_X)` for a value at a key path. */
+  got(value: unknown, key: string): string;
+}
+
 export interface LoadOptions {
   /** YAML (.yaml/.yml) or JSON (.json) file; other names are sniffed. Without one: defaults (and env) only. */
   file?: string;
@@ -85,6 +120,8 @@ export interface LoadOptions {
   cwd?: string;
   /** Host name for the device.id default (default: os.hostname()). */
   hostname?: string;
+  /** Settings given on the command line (a partial config), applied over the file and the environment. */
+  overrides?: Record<string, unknown>;
 }
 
 export function loadConfig(opts: LoadOptions = {}): Config {
@@ -112,6 +149,14 @@ export interface CheckResult {
  * (a BAD_CONFIG EdgeheadError naming the file, line and column).
  */
 export function checkConfig(opts: CheckOptions = {}): CheckResult {
+  return checkWithSpec(AGENT_CONFIG, opts) as CheckResult;
+}
+
+/** Where settings from `overrides` came from, in error messages: `(got 0 from the command line)`. */
+export const OVERRIDE_SOURCE = 'the command line';
+
+/** checkConfig for any config schema. */
+export function checkWithSpec(spec: ConfigSpec, opts: CheckOptions = {}): { config?: unknown; errors: string[]; envSources: Map<string, string> } {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   let fromFile: unknown;
@@ -132,34 +177,51 @@ export function checkConfig(opts: CheckOptions = {}): CheckResult {
       throw new ConfigError([`(top level): must be a mapping of settings (got ${Array.isArray(fromFile) ? 'a list' : formatGot(fromFile)})`]);
     }
     const version = fromFile.version;
-    if (version === undefined) errors.push(`version: required (this agent reads version ${CONFIG_VERSION})`);
-    else if (typeof version === 'number' && version !== CONFIG_VERSION) {
+    if (version === undefined) errors.push(`version: required (${spec.reader} reads version ${spec.version})`);
+    else if (typeof version === 'number' && version !== spec.version) {
       // Another format: checking the rest against this schema would only produce noise.
-      throw new ConfigError([`version: unsupported ${version} (this agent reads version ${CONFIG_VERSION})`]);
+      throw new ConfigError([`version: unsupported ${version} (${spec.reader} reads version ${spec.version})`]);
     }
     raw = structuredClone(fromFile);
   }
   const fileValues = structuredClone(raw);
 
-  const { errors: envErrors, sources } = applyEnvOverrides(raw, env);
+  const { errors: envErrors, sources } = applyEnvOverrides(raw, env, spec);
   errors.push(...envErrors);
+  if (opts.overrides) applyOverrides(raw, opts.overrides, [], sources);
 
-  const cfg = Value.Default(ConfigSchema, raw) as Record<string, unknown>;
-  const device = cfg.device;
-  if (isPlainObject(device) && device.id === undefined) device.id = hostnameDeviceId(opts.hostname);
+  const cfg = Value.Default(spec.schema, raw) as Record<string, unknown>;
+  spec.fillComputed?.(cfg, opts);
 
   const seen = new Set<string>();
-  for (const e of Value.Errors(ConfigSchema, cfg)) {
-    const line = describeValueError(e, cfg, sources);
+  for (const e of Value.Errors(spec.schema, cfg)) {
+    const line = describeValueError(spec, e, cfg, sources);
     if (!seen.has(line)) errors.push(line);
     seen.add(line);
   }
 
-  resolvePaths(cfg, fileValues, sources, baseDir, cwd);
-  errors.push(...crossFieldErrors(cfg, sources, opts.checkFiles ?? true));
+  resolvePaths(spec, cfg, fileValues, sources, baseDir, cwd);
+  const ctx: CrossFieldContext = { at: (key) => getIn(cfg, key.split('.')), got: (value, key) => got(value, undefined, key, sources) };
+  errors.push(...(spec.crossFieldErrors?.(cfg, ctx) ?? []));
+  if (opts.checkFiles ?? true) errors.push(...fileErrors(spec, ctx));
 
   if (errors.length > 0) return { errors, envSources: sources };
-  return { config: orderLikeSchema(cfg, ConfigSchema) as Config, errors, envSources: sources };
+  return { config: orderLikeSchema(cfg, spec.schema), errors, envSources: sources };
+}
+
+/** Deep-merges command-line settings into `target`; every leaf set is recorded as coming from the command line. */
+function applyOverrides(target: Record<string, unknown>, overrides: Record<string, unknown>, at: string[], sources: Map<string, string>): void {
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) continue;
+    const here = [...at, k];
+    if (isPlainObject(v)) {
+      if (!isPlainObject(target[k])) target[k] = {};
+      applyOverrides(target[k] as Record<string, unknown>, v, here, sources);
+    } else {
+      target[k] = v;
+      sources.set(here.join('.'), OVERRIDE_SOURCE);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -217,12 +279,12 @@ function setIn(o: Record<string, unknown>, segs: readonly string[], value: unkno
 }
 
 /** JSON pointer (/device/groups/1) -> segments with array indices as numbers (['device', 'groups', 1]). */
-function pointerSegments(pointer: string): (string | number)[] {
+function pointerSegments(pointer: string, root: TSchema): (string | number)[] {
   if (pointer === '') return [];
   const out: (string | number)[] = [];
   for (const token of pointer.slice(1).split('/')) {
     const key = token.replace(/~1/g, '/').replace(/~0/g, '~');
-    const parent = schemaAt(out);
+    const parent = schemaAt(out, root);
     const kind = parent ? kindOf(parent) : '';
     out.push((kind === 'Array' || kind === 'Tuple') && /^\d+$/.test(key) ? Number(key) : key);
   }
@@ -254,11 +316,17 @@ function got(value: unknown, schema: TSchema | undefined, dotted: string, source
   return `(got ${formatGot(value, schema)}${from ? ` from ${from}` : ''})`;
 }
 
-const ALL_PATHS = [...schemaSections().slice(1), ...schemaLeaves()].map((s) => s.path);
+const allPathsCache = new WeakMap<TSchema, string[][]>();
+function allPaths(root: TSchema): string[][] {
+  let paths = allPathsCache.get(root);
+  if (!paths) allPathsCache.set(root, (paths = [...schemaSections(root).slice(1), ...schemaLeaves(root)].map((s) => s.path)));
+  return paths;
+}
 
-function unknownKeyHint(segs: readonly (string | number)[]): string {
+function unknownKeyHint(segs: readonly (string | number)[], root: TSchema): string {
+  const ALL_PATHS = allPaths(root);
   const key = String(segs[segs.length - 1]);
-  const parent = schemaAt(segs.slice(0, -1));
+  const parent = schemaAt(segs.slice(0, -1), root);
   const siblings = Object.keys(((parent as Record<string, unknown> | undefined)?.properties as object | undefined) ?? {});
   const sibling = closest(key, siblings);
   if (sibling) return ` (did you mean ${sibling}?)`;
@@ -269,11 +337,12 @@ function unknownKeyHint(segs: readonly (string | number)[]): string {
   return near.length === 1 ? ` (did you mean ${dottedPath(near[0]!)}?)` : '';
 }
 
-function describeValueError(e: ValueError, cfg: unknown, sources: Map<string, string>): string {
-  let segs = pointerSegments(e.path);
+function describeValueError(spec: ConfigSpec, e: ValueError, cfg: unknown, sources: Map<string, string>): string {
+  const root = spec.schema;
+  let segs = pointerSegments(e.path, root);
   // Errors inside a fixed-length list (e.g. extractor.valueRange) are reported once, for the whole list.
   for (let i = 0; i < segs.length; i++) {
-    const s = schemaAt(segs.slice(0, i));
+    const s = schemaAt(segs.slice(0, i), root);
     if (s && kindOf(s) === 'Tuple') {
       segs = segs.slice(0, i);
       const dotted = dottedPath(segs);
@@ -281,13 +350,13 @@ function describeValueError(e: ValueError, cfg: unknown, sources: Map<string, st
     }
   }
   const dotted = dottedPath(segs);
-  const schema = (schemaAt(segs) ?? e.schema) as TSchema & Record<string, unknown>;
+  const schema = (schemaAt(segs, root) ?? e.schema) as TSchema & Record<string, unknown>;
   if (kindOf(schema) === 'Tuple') return `${dotted}: must be ${typeNoun(schema)} ${got(e.value, schema, dotted, sources)}`;
   const n = (k: string) => (e.schema as Record<string, unknown>)[k];
   let expected: string;
   switch (e.type) {
     case ValueErrorType.ObjectAdditionalProperties:
-      return `${dotted}: unknown key${unknownKeyHint(segs)}`;
+      return `${dotted}: unknown key${unknownKeyHint(segs, root)}`;
     case ValueErrorType.ObjectRequiredProperty:
       return `${dotted}: required`;
     case ValueErrorType.IntegerMinimum:
@@ -336,60 +405,92 @@ function describeValueError(e: ValueError, cfg: unknown, sources: Map<string, st
 // ---------------------------------------------------------------------------------------------------------------
 // Paths and cross-field checks
 
-function resolvePaths(cfg: Record<string, unknown>, fileValues: unknown, sources: Map<string, string>, baseDir: string, cwd: string): void {
-  for (const key of PATH_SETTINGS) {
+function resolvePaths(spec: ConfigSpec, cfg: Record<string, unknown>, fileValues: unknown, sources: Map<string, string>, baseDir: string, cwd: string): void {
+  for (const key of spec.pathSettings) {
     const segs = key.split('.');
     const v = getIn(cfg, segs);
-    if (typeof v !== 'string' || v === '') continue;
-    if (key === 'extractor.ref' && extractorRefKind(v) !== 'path') continue;
     const base = !sources.has(key) && getIn(fileValues, segs) !== undefined ? baseDir : cwd;
-    setIn(cfg, segs, path.resolve(base, v));
+    const resolve = (p: unknown) => (typeof p !== 'string' || p === '' || (spec.isPathValue && !spec.isPathValue(key, p)) ? p : path.resolve(base, p));
+    if (Array.isArray(v)) setIn(cfg, segs, v.map(resolve));
+    else if (typeof v === 'string') setIn(cfg, segs, resolve(v));
   }
 }
 
-function crossFieldErrors(cfg: Record<string, unknown>, sources: Map<string, string>, checkFiles: boolean): string[] {
+/** The agent's checks across settings (the files are checked by fileErrors). */
+function agentCrossFieldErrors(_cfg: Record<string, unknown>, { at, got: gotAt }: CrossFieldContext): string[] {
   const errors: string[] = [];
-  const at = (key: string) => getIn(cfg, key.split('.'));
   if (at('source.type') === 'http' && isPlainObject(at('source.http')) && at('source.http.url') === undefined) {
     errors.push('source.http.url: required when source.type is http');
   }
-  if (isPlainObject(at('mqtt.tls'))) {
-    const cert = at('mqtt.tls.cert');
-    const key = at('mqtt.tls.key');
-    if (cert !== undefined && key === undefined) errors.push('mqtt.tls.key: required when mqtt.tls.cert is set');
-    if (key !== undefined && cert === undefined) errors.push('mqtt.tls.cert: required when mqtt.tls.key is set');
-  }
-  for (const [lo, hi] of [
+  errors.push(...pairErrors(at, 'mqtt.tls.cert', 'mqtt.tls.key'));
+  errors.push(...orderErrors(at, gotAt, [
     ['mqtt.reconnectMinMs', 'mqtt.reconnectMaxMs'],
     ['source.stream.restartMinMs', 'source.stream.restartMaxMs'],
-  ] as const) {
+  ]));
+  return errors;
+}
+
+/** Two settings that go together: `a: required when b is set` either way. */
+export function pairErrors(at: CrossFieldContext['at'], a: string, b: string): string[] {
+  const errors: string[] = [];
+  const va = at(a);
+  const vb = at(b);
+  if (va !== undefined && vb === undefined) errors.push(`${b}: required when ${a} is set`);
+  if (vb !== undefined && va === undefined) errors.push(`${a}: required when ${b} is set`);
+  return errors;
+}
+
+/** Pairs [lo, hi] of numbers where lo must be <= hi. */
+export function orderErrors(at: CrossFieldContext['at'], gotAt: CrossFieldContext['got'], pairs: readonly (readonly [string, string])[]): string[] {
+  const errors: string[] = [];
+  for (const [lo, hi] of pairs) {
     const a = at(lo);
     const b = at(hi);
-    if (typeof a === 'number' && typeof b === 'number' && a > b) {
-      errors.push(`${lo}: must be <= ${hi}, which is ${b} ${got(a, undefined, lo, sources)}`);
-    }
+    if (typeof a === 'number' && typeof b === 'number' && a > b) errors.push(`${lo}: must be <= ${hi}, which is ${b} ${gotAt(a, lo)}`);
   }
-  if (checkFiles) {
-    for (const key of EXISTING_FILE_SETTINGS) {
-      const file = at(key);
+  return errors;
+}
+
+function fileErrors(spec: ConfigSpec, { at }: CrossFieldContext): string[] {
+  const errors: string[] = [];
+  for (const key of spec.existingFileSettings) {
+    const value = at(key);
+    const files = Array.isArray(value) ? value.map((f, i) => [`${key}[${i}]`, f] as const) : [[key, value] as const];
+    for (const [where, file] of files) {
       if (typeof file !== 'string' || file === '') continue;
       let stat: fs.Stats;
       try {
         stat = fs.statSync(file);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        errors.push(code === 'ENOENT' || code === 'ENOTDIR' ? `${key}: file not found: ${file}` : `${key}: cannot read ${file} (${code})`);
+        errors.push(code === 'ENOENT' || code === 'ENOTDIR' ? `${where}: file not found: ${file}` : `${where}: cannot read ${file} (${code})`);
         continue;
       }
-      if (!stat.isFile()) errors.push(`${key}: not a file: ${file}`);
+      if (!stat.isFile()) errors.push(`${where}: not a file: ${file}`);
       else {
         try {
           fs.accessSync(file, fs.constants.R_OK);
         } catch {
-          errors.push(`${key}: cannot read ${file} (permission denied)`);
+          errors.push(`${where}: cannot read ${file} (permission denied)`);
         }
       }
     }
   }
   return errors;
 }
+
+/** The agent's config: config/schema.ts, EDGEHEAD_*. */
+export const AGENT_CONFIG: ConfigSpec = {
+  ...AGENT_ENV,
+  version: CONFIG_VERSION,
+  reader: 'this agent',
+  pathSettings: PATH_SETTINGS,
+  existingFileSettings: EXISTING_FILE_SETTINGS,
+  computedDefaults: COMPUTED_DEFAULTS,
+  isPathValue: (key, value) => key !== 'extractor.ref' || extractorRefKind(value) === 'path',
+  fillComputed(cfg, opts) {
+    const device = cfg.device;
+    if (isPlainObject(device) && device.id === undefined) device.id = hostnameDeviceId(opts.hostname);
+  },
+  crossFieldErrors: agentCrossFieldErrors,
+};

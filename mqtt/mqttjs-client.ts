@@ -44,6 +44,9 @@ export interface MqttJsClientOptions {
   /** Largest payload accepted per topic (the device: a few KiB on cmd, head.maxBytes on head/set). A larger PUBLISH
    * is skipped as it arrives instead of being buffered whole, and handed to the message handlers as refused. */
   maxPayloadBytes?: (topic: string) => number;
+  /** MQTT 3.1.1 (4, the default: what the device speaks) or MQTT 5 (the fleet server: shared subscriptions
+   * `$share/<group>/...`, which MQTT.js delivers under the real topic of the message). */
+  protocolVersion?: 4 | 5;
 }
 
 export class MqttJsClient implements BrokerClient {
@@ -158,7 +161,7 @@ export class MqttJsClient implements BrokerClient {
       keepalive: cfg.keepaliveSec,
       connectTimeout: cfg.connectTimeoutMs,
       reconnectPeriod: 0,
-      protocolVersion: 4,
+      protocolVersion: this.opts.protocolVersion ?? 4,
       ...(will ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.opts.qos, retain: will.opts.retain } } : {}),
       username: cfg.username,
       password: cfg.password,

@@ -1,6 +1,7 @@
 /**
  * `npm run build` -> dist/: one minified esbuild bundle (node18, CommonJS, shebang) plus the tfjs .wasm binaries,
- * the catalogue extractors (models/), the demo head and the sample frames. Runs with no node_modules.
+ * the catalogue extractors (models/), the demo head, the sample frames and the fleet dashboard (fleet-web/: HTML,
+ * one JS and one CSS bundle with uPlot). Runs with no node_modules.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -8,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import { GLUE_MAIN, GLUE_WORKER } from '../agent/backend/node-pthreads';
+import { buildWebAssets, WEB_ASSETS_DIR, writeWebAssets } from '../operator/fleet/web/build';
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -29,6 +31,8 @@ async function main(): Promise<void> {
     legalComments: 'none',
     banner: { js: '#!/usr/bin/env node' },
     define: { EDGEHEAD_VERSION: JSON.stringify(pkg.version) },
+    // The fleet dashboard's dev-tree fallback imports esbuild lazily; the bundle reads dist/fleet-web/ instead.
+    external: ['esbuild'],
     metafile: true,
     logLevel: 'warning',
   });
@@ -42,6 +46,8 @@ async function main(): Promise<void> {
   fs.cpSync(path.join(root, 'assets'), path.join(dist, 'assets'), { recursive: true });
   // libjpeg-turbo (WASM) for the JPEG fast path: agent/image/jpeg-turbo.ts loads dist/wasm/jpeg-turbo.wasm
   fs.copyFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm'), path.join(dist, 'wasm', 'jpeg-turbo.wasm'));
+  // The fleet dashboard, bundled once here (operator/fleet/web/build.ts); `fleet serve` reads it from dist/fleet-web/.
+  writeWebAssets(path.join(dist, WEB_ASSETS_DIR), await buildWebAssets());
 
   const size = (p: string): number =>
     fs.statSync(p).isDirectory() ? fs.readdirSync(p).reduce((a, f) => a + size(path.join(p, f)), 0) : fs.statSync(p).size;
@@ -54,7 +60,7 @@ async function main(): Promise<void> {
     byPackage.set(key, (byPackage.get(key) ?? 0) + info.bytesInOutput);
   }
   for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${k.padEnd(34)} ${mb(v)}`);
-  for (const part of ['wasm', 'models', 'assets']) console.log(`dist/${part}/`.padEnd(19) + mb(size(path.join(dist, part))));
+  for (const part of ['wasm', 'models', 'assets', WEB_ASSETS_DIR]) console.log(`dist/${part}/`.padEnd(19) + mb(size(path.join(dist, part))));
   writeManifest();
 }
 
