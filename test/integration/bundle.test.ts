@@ -1,6 +1,6 @@
 /**
- * The board artefact: `npm run build` -> dist/, copied to an empty folder with no node_modules: classify, doctor and
- * run work; the JS stays within its 2.5 MB budget; dist/manifest.json lists every file with its size and sha256.
+ * The board artefact: `npm run build` -> dist/, copied to an empty folder with no node_modules: classify, doctor,
+ * run and the fleet server (dashboard assets prebuilt into dist/fleet-web/, no esbuild at run time) work; the JS stays within its 2.5 MB budget; dist/manifest.json lists every file with its size and sha256.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -12,7 +12,7 @@ import { before, test } from 'node:test';
 import { Aedes } from 'aedes';
 import { Collector } from '../support/agent-process';
 import { ROOT, tmpDir } from '../support/cli';
-import { freePort } from '../support/mosquitto';
+import { freePort, Mosquitto } from '../support/mosquitto';
 
 const JS_BUDGET = 2.5 * 1024 * 1024;
 let dir: string;
@@ -83,5 +83,39 @@ test('run: the bundled agent publishes predictions to a broker and stops cleanly
     child.kill('SIGKILL');
     await sub.close();
     await new Promise<void>((r) => aedes.close(() => server.close(() => r())));
+  }
+});
+
+test('fleet serve: the bundled server serves the prebuilt dashboard and /metrics with no node_modules', async () => {
+  const broker = await Mosquitto.start();
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(dir, 'edgehead.cjs'), 'fleet', 'serve', '--broker', broker.url, '--listen', `127.0.0.1:${port}`], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, EDGEHEAD_FLEET_ROLLOUTS_DATA_DIR: tmpDir() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!err.includes('fleet server on')) {
+      if (child.exitCode !== null || Date.now() > deadline) assert.fail(`fleet serve did not start: ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const base = `http://127.0.0.1:${port}`;
+    const html = await (await fetch(`${base}/`)).text();
+    const scripts = [...html.matchAll(/<script[^>]*src="([^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(scripts.length > 0, html);
+    for (const src of scripts) {
+      const res = await fetch(new URL(src, base));
+      assert.equal(res.status, 200, src);
+      assert.ok((await res.text()).length > 10_000, `${src}: the bundled dashboard (with uPlot)`);
+    }
+    assert.match(await (await fetch(`${base}/metrics`)).text(), /^edgehead_fleet_devices\{state="online"\} 0$/m);
+    child.kill('SIGTERM');
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0, err);
+  } finally {
+    child.kill('SIGKILL');
+    await broker.stop();
   }
 });
