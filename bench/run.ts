@@ -266,6 +266,7 @@ function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof pa
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'fleet') return (await import('./fleet')).main(process.argv.slice(3)); // the fleet server benchmark (bench/fleet.ts)
   const { values } = parseOrExit({
     options: {
       json: { type: 'string' },

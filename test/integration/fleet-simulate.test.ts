@@ -186,11 +186,12 @@ describe('fleet simulate against Mosquitto', { skip: MOSQUITTO ? false : 'mosqui
       const watcher = await Watcher.open(broker.url, prefix);
       try {
         await late.start();
-        const s = await waitUntil('the late device applying the retained group head', () => {
+        const s = await waitUntil('the late device answering the retained group head', () => {
           const st = watcher.last.get(`${prefix}/late-1/head/state`);
-          return st && (st.json.lastUpdate as { status: string }).status === 'applied' && st;
+          return st && (st.json.lastUpdate as { correlationId: string | null }).correlationId === r.correlationId && st;
         });
-        assert.equal((s.json.lastUpdate as { correlationId: string }).correlationId, r.correlationId);
+        assert.equal((s.json.lastUpdate as { status: string }).status, 'applied');
+        assert.equal((s.json.active as { id: string }).id, 'kitchen');
       } finally {
         await late.stop();
         await watcher.close();
