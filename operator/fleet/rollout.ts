@@ -595,10 +595,12 @@ export class Rollouts {
   /** Sets a device's state (and records it: `action` answer for a device's own answer, device otherwise). */
   private setDevice(r: Rollout, device: string, state: RolloutDeviceState, reason: string | null, actor: string, action: 'answer' | 'device', status?: string, agreement?: number | null): void {
     const d = r.devices.get(device)!;
+    // answeredAt is when the device reached this state: a canary's later `duplicate` to the retained group publish
+    // does not move it.
+    if (action === 'answer' && (d.answeredAt === null || d.state !== state)) d.answeredAt = this.o.clock.now();
     d.state = state;
     d.reason = reason;
     if (agreement !== undefined) d.agreement = agreement;
-    if (action === 'answer') d.answeredAt = this.o.clock.now();
     this.record(r, actor, action, { devices: [device], result: status ?? state, detail: { state, reason, agreement: d.agreement } });
     this.changed(r);
   }

@@ -176,7 +176,11 @@ describe('rollouts: canary, rest, done', () => {
     assert.equal(group[0]!.opts.retain, true);
     assert.equal(group[0]!.opts.qos, 1);
 
+    const canaryAnsweredAt = s.rollouts.get(v.id)!.devices[0]!.answeredAt;
+    assert.equal(canaryAnsweredAt, T0);
+    s.clock.advance(5000);
     s.answer('pi-1', 'duplicate'); // the canary sees the retained group head too
+    assert.equal(s.rollouts.get(v.id)!.devices[0]!.answeredAt, canaryAnsweredAt, 'answeredAt: when the canary applied it, not its later duplicate');
     s.answer('pi-2', 'applied');
     s.answer('pi-3', 'duplicate');
     assert.equal(s.rollouts.get(v.id)!.phase, 'rest');
