@@ -313,16 +313,20 @@ export const OfflineSchema = section(
   'Offline buffer (in the state dir; survives restarts).',
 );
 
-export const LogSchema = section(
-  {
-    level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], {
-      default: 'info',
-      description: 'Log level of the agent (stderr). One-shot CLI commands log warnings and errors only unless EDGEHEAD_LOG_LEVEL says otherwise.',
-    }),
-    format: Type.Union([Type.Literal('text'), Type.Literal('json')], { default: 'text', description: '"json": one JSON object per line (journald, log shippers).' }),
-  },
-  'Logging.',
-);
+/** The log section; the fleet server's config (operator/fleet/config.ts) has the same one. */
+export const logSection = (levelDescription: string) =>
+  section(
+    {
+      level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], {
+        default: 'info',
+        description: levelDescription,
+      }),
+      format: Type.Union([Type.Literal('text'), Type.Literal('json')], { default: 'text', description: '"json": one JSON object per line (journald, log shippers).' }),
+    },
+    'Logging.',
+  );
+
+export const LogSchema = logSection('Log level of the agent (stderr). One-shot CLI commands log warnings and errors only unless EDGEHEAD_LOG_LEVEL says otherwise.');
 
 export const ConfigSchema = Type.Object(
   {

@@ -5,19 +5,15 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describeError, EdgeheadError } from '../../base/errors';
+import { describeError } from '../../base/errors';
+import { closeServer, listenOn, parseHostPort } from '../../base/http-server';
 import { createLogger } from '../../base/log';
 import type { AgentMetrics } from './metrics';
 
 const log = createLogger('metrics');
 
 /** "127.0.0.1:9464" -> host 127.0.0.1, port 9464; "[::1]:9464" -> host ::1 (config/schema.ts checks the form). */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) throw new EdgeheadError('BAD_CONFIG', `metrics.listen: must be host:port with a port 0-65535 (got "${listen}")`);
-  return { host: (m[1] ?? m[2])!, port };
-}
+export const parseListen = (listen: string): { host: string; port: number } => parseHostPort(listen, 'metrics.listen');
 
 export class MetricsServer {
   private server: http.Server | undefined;
@@ -31,17 +27,7 @@ export class MetricsServer {
   async start(): Promise<void> {
     const { host, port } = parseListen(this.listen);
     const server = http.createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) =>
-        reject(
-          new EdgeheadError(
-            'BAD_CONFIG',
-            `metrics.listen ${this.listen}: ${e.code === 'EADDRINUSE' ? 'the address is in use (another process listens there)' : e.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : e.message}; choose another metrics.listen, or remove it to turn metrics off`,
-          ),
-        ),
-      );
-      server.listen(port, host, () => resolve());
-    });
+    await listenOn(server, host, port, 'metrics.listen', 'choose another metrics.listen, or remove it to turn metrics off');
     server.on('error', (e) => log.warn('metrics server error', { error: describeError(e) }));
     this.server = server;
     log.info('serving Prometheus metrics', { url: `http://${this.listen.replace(/:\d+$/, '')}:${this.address!.port}/metrics` });
@@ -56,10 +42,7 @@ export class MetricsServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeServer(server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -6,14 +6,12 @@
 import { loadConfig } from '../../config/load';
 import { type Agent, createAgent } from '../../agent/agent';
 import { loopbackTarget } from '../../mqtt/embedded-broker';
-import { describeError } from '../../base/errors';
 import { redactUrl } from '../../base/redact';
 import { configureLogging, createLogger, flushLogRepeats, stderrPrefix } from '../../base/log';
 import { type Command, help, parseCommandArgs } from '../args';
-import { reportFatal } from '../report';
+import { stopOnSignals } from '../signals';
 
 const log = createLogger('run');
-const FORCED_EXIT_MS = 5000;
 
 const USAGE = `edgehead run [--config FILE]
   Runs the agent. FILE: YAML or JSON (docs/configuration.md); also EDGEHEAD_CONFIG. Every setting can be
@@ -31,29 +29,7 @@ export const runCommand: Command = {
     configureLogging({ level: config.log.level, format: config.log.format }); // EDGEHEAD_LOG_LEVEL is log.level's env override
 
     let agent: Agent | undefined; // undefined while it is being built (a signal then just exits)
-    let stopping = false;
-    const shutdown = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info('stopping', { signal });
-      setTimeout(() => {
-        process.stderr.write(`edgehead: did not stop within ${FORCED_EXIT_MS / 1000} s; forcing exit\n`);
-        process.exit(1);
-      }, FORCED_EXIT_MS).unref();
-      (agent?.stop() ?? Promise.resolve()).then(
-        () => {
-          flushLogRepeats(); // the "repeated N times" counts of the last window
-          process.exit(0);
-        },
-        (e) => {
-          reportFatal(e);
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('unhandledRejection', (e) => log.error('unhandled rejection (continuing)', { error: describeError(e) }));
+    stopOnSignals('the agent', log, () => agent?.stop() ?? Promise.resolve(), flushLogRepeats); // flush: the "repeated N times" counts of the last window
 
     agent = await createAgent({ config, consoleAuto: file === undefined || process.stdout.isTTY === true });
     try {

@@ -16,6 +16,7 @@ import { Value } from '@sinclair/typebox/value';
 import { settingsTables, renderDefaultsYaml } from '../../config/docs';
 import { listEnvVars } from '../../config/env';
 import { type CheckOptions, checkWithSpec, ConfigError, type ConfigSpec, orderErrors, pairErrors } from '../../config/load';
+import { logSection } from '../../config/schema';
 import type { MqttSettings } from '../../mqtt/mqttjs-client';
 import {
   HEAD_MAX_BYTES,
@@ -162,16 +163,7 @@ export const FleetRolloutsSchema = section(
   'Staged rollouts.',
 );
 
-export const FleetLogSchema = section(
-  {
-    level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], {
-      default: 'info',
-      description: 'Log level of the server (stderr).',
-    }),
-    format: Type.Union([Type.Literal('text'), Type.Literal('json')], { default: 'text', description: '"json": one JSON object per line (journald, log shippers).' }),
-  },
-  'Logging.',
-);
+export const FleetLogSchema = logSection('Log level of the server (stderr).');
 
 export const FleetConfigSchema = Type.Object(
   {

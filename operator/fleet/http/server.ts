@@ -17,6 +17,7 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../../../base/clock';
 import { describeError, EdgeheadError } from '../../../base/errors';
+import { closeServer, listenOn } from '../../../base/http-server';
 import { createLogger } from '../../../base/log';
 import { authenticate, challenge, type FleetAuth } from './auth';
 import type { FleetSource, Health, HistorySource, MetricsSource, RolloutControl, WebAssets } from './deps';
@@ -90,13 +91,7 @@ class FleetHttp implements FleetHttpServer {
     }
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.handle(req, res);
     const server = tls ? https.createServer({ cert: readPem(tls.cert, 'listen.tls.cert'), key: readPem(tls.key, 'listen.tls.key') }, handler) : http.createServer(handler);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => {
-        const why = e.code === 'EADDRINUSE' ? 'the address is in use (another process listens there)' : e.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : e.message;
-        reject(new EdgeheadError('BAD_CONFIG', `listen ${host}:${port}: ${why}; choose another listen address`));
-      });
-      server.listen(port, host, () => resolve());
-    });
+    await listenOn(server, host, port, 'listen', 'choose another listen.host / listen.port (--listen)');
     server.on('error', (e) => log.warn('HTTP server error', { error: describeError(e) }));
     this.server = server;
     this.sse.start();
@@ -109,10 +104,7 @@ class FleetHttp implements FleetHttpServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeServer(server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
