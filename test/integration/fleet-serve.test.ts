@@ -28,6 +28,7 @@ describe('fleet serve: Mosquitto, two agents, three simulated devices, Prometheu
   let server: FleetServerProcess;
   let prom: Prometheus;
   let head: Uint8Array;
+  let doneRollout = '';
 
   before(async () => {
     broker = await Mosquitto.start();
@@ -125,6 +126,26 @@ describe('fleet serve: Mosquitto, two agents, three simulated devices, Prometheu
       return ['pi-a', ...SIMS].every((id) => row(r, id)!.head?.id === 'landsea') ? r : undefined;
     });
     assert.equal(row(rows, 'pi-b')!.head!.id, 'demo');
+    doneRollout = body.id;
+  });
+
+  it('edgehead fleet rollout: lists the rollouts and rolls the finished one back in one action', async () => {
+    const list = await runCli(['fleet', 'rollout', 'list', '--server', server.url, '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const views = JSON.parse(list.stdout) as { rollouts: RolloutView[] } | RolloutView[];
+    const ids = (Array.isArray(views) ? views : views.rollouts).map((v) => [v.id, v.phase]);
+    assert.deepEqual(ids.slice(0, 2).map((x) => x[1]), ['done', 'halted'], 'newest first');
+    const r = await runCli(['fleet', 'rollout', 'rollback', '--server', server.url, '--wait', doneRollout]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const view = await server.get<RolloutView>(`/api/rollouts/${doneRollout}`);
+    assert.equal(view.phase, 'rolled-back');
+    assert.ok(view.devices.every((d) => d.state === 'rolled-back'), JSON.stringify(view.devices));
+    const rows = await server.waitFor('the devices back on their previous heads', async () => {
+      const rs = await server.devices();
+      return ['pi-a', ...SIMS].every((id) => row(rs, id)!.head?.id !== 'landsea') ? rs : undefined;
+    });
+    assert.equal(row(rows, 'pi-a')!.head!.id, 'demo');
+    assert.equal(row(rows, 'sim-1')!.head!.id, 'sim');
   });
 
   it('turns edgehead_device_up to 0 when a device dies (its last will)', async () => {
