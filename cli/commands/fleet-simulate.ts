@@ -9,7 +9,7 @@ import { configureLogging, createLogger } from '../../base/log';
 import { defaultConfig } from '../../config/defaults';
 import { MAX_SIMULATED_DEVICES, SimulatedFleet, type SimStats } from '../../operator/fleet/simulate';
 import { type Command, help, intArg, numberArg, parseCommandArgs } from '../args';
-import { pushPassword } from './head-push';
+import { BROKER_OPTIONS, brokerArgs } from '../broker-args';
 
 const log = createLogger('simulate');
 const D = defaultConfig();
@@ -44,10 +44,9 @@ export const fleetSimulateCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       argv,
       {
-        broker: { type: 'string' },
+        ...BROKER_OPTIONS,
         devices: { type: 'string' },
         duration: { type: 'string' },
-        prefix: { type: 'string' },
         'id-prefix': { type: 'string' },
         'telemetry-interval': { type: 'string' },
         'prediction-interval': { type: 'string' },
@@ -58,11 +57,6 @@ export const fleetSimulateCommand: Command = {
         seed: { type: 'string' },
         'stats-interval': { type: 'string' },
         'json-stats': { type: 'boolean' },
-        username: { type: 'string' },
-        'password-file': { type: 'string' },
-        ca: { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
       },
       USAGE,
     );
@@ -86,12 +80,11 @@ export const fleetSimulateCommand: Command = {
         throw new EdgeheadError('BAD_ARGS', `--public-key: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
     });
-    const password = pushPassword(undefined, values['password-file'], process.env.EDGEHEAD_SIM_PASSWORD);
-    if (password !== undefined && values.username === undefined) throw new EdgeheadError('BAD_ARGS', 'a password (--password-file or EDGEHEAD_SIM_PASSWORD) needs --username');
+    const { connection } = brokerArgs(values.broker, values, { passwordEnv: 'EDGEHEAD_SIM_PASSWORD', passwordFlag: false });
     if (process.env.EDGEHEAD_LOG_LEVEL === undefined) configureLogging({ level: 'warn' });
 
     const fleet = new SimulatedFleet({
-      broker: values.broker,
+      ...connection,
       prefix: values.prefix,
       devices,
       idPrefix: values['id-prefix'],
@@ -103,9 +96,6 @@ export const fleetSimulateCommand: Command = {
       shadowAgreement,
       seed,
       durationMs: durationSec * 1000,
-      username: values.username,
-      password,
-      tls: { ca: values.ca, cert: values.cert, key: values.key },
     });
 
     const json = values['json-stats'] === true;

@@ -2,10 +2,8 @@
 import { EdgeheadError } from '../../base/errors';
 import { defaultFleetConfig } from '../../operator/fleet/config';
 import { DEFAULT_STATUS_TIMEOUT_MS, fetchFleetStatus, formatFleetTable } from '../../operator/fleet/status';
-import { pushSettings } from '../../operator/push';
-import { TOPIC_PREFIX_RE, TOPIC_PREFIX_RULE } from '../../protocol/patterns';
 import { type Command, help, numberArg, parseCommandArgs } from '../args';
-import { pushPassword } from './head-push';
+import { BROKER_OPTIONS_WITH_PASSWORD, brokerArgs } from '../broker-args';
 
 const D = defaultFleetConfig();
 const USAGE = `edgehead fleet status --broker URL [--prefix P] [--json] [--timeout S] [--ca F --cert F --key F]
@@ -25,31 +23,18 @@ export const fleetStatusCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       argv,
       {
-        broker: { type: 'string' },
-        prefix: { type: 'string' },
+        ...BROKER_OPTIONS_WITH_PASSWORD,
         json: { type: 'boolean' },
         timeout: { type: 'string' },
-        ca: { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        'password-file': { type: 'string' },
       },
       USAGE,
     );
     if (values.help) return help(USAGE);
     if (positionals.length > 0) throw new EdgeheadError('BAD_ARGS', `fleet status takes no arguments (got ${JSON.stringify(positionals[0])})`);
     if (!values.broker) throw new EdgeheadError('BAD_ARGS', 'fleet status needs --broker URL (e.g. mqtt://broker.local:1883)');
-    const prefix = values.prefix ?? D.broker.topicPrefix;
-    if (!TOPIC_PREFIX_RE.test(prefix)) throw new EdgeheadError('BAD_ARGS', `--prefix ${TOPIC_PREFIX_RULE} (got ${JSON.stringify(prefix)})`);
+    const conn = brokerArgs(values.broker, values, { passwordEnv: 'EDGEHEAD_PUSH_PASSWORD', defaultPrefix: D.broker.topicPrefix });
     const timeoutMs = Math.round(numberArg(values.timeout, 'timeout', 0.1, 3600, DEFAULT_STATUS_TIMEOUT_MS / 1000) * 1000);
-    const password = pushPassword(values.password, values['password-file'], process.env.EDGEHEAD_PUSH_PASSWORD);
-    if (password !== undefined && values.username === undefined) {
-      throw new EdgeheadError('BAD_ARGS', 'a password (--password, --password-file or EDGEHEAD_PUSH_PASSWORD) needs --username');
-    }
-    const settings = pushSettings({ broker: values.broker, username: values.username, password, tls: { ca: values.ca, cert: values.cert, key: values.key } });
-    const devices = await fetchFleetStatus({ settings, prefix, timeoutMs });
+    const devices = await fetchFleetStatus({ settings: conn.settings(), prefix: conn.prefix!, timeoutMs });
     process.stdout.write(values.json ? JSON.stringify({ devices }, null, 2) + '\n' : formatFleetTable(devices) + '\n');
     return 0;
   },

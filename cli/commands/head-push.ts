@@ -1,10 +1,10 @@
 /** `edgehead head push`: publish a head file to a device, a group or the fleet and report each device's answer. */
-import * as fs from 'node:fs';
 import { readHeadPayload } from '../../protocol/head/files';
 import { defaultConfig } from '../../config/defaults';
 import { DEFAULT_PUSH_TIMEOUT_MS, formatPushResult, pushHead, type PushTarget } from '../../operator/push';
 import { EdgeheadError } from '../../base/errors';
 import { type Command, help, intArg, numberArg, parseCommandArgs } from '../args';
+import { BROKER_OPTIONS_WITH_PASSWORD, brokerArgs } from '../broker-args';
 
 const D = defaultConfig();
 const USAGE = `edgehead head push --broker URL (--device ID | --group G | --all) HEAD [--wait-acks N] [--timeout S]
@@ -31,19 +31,12 @@ export const headPushCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       argv,
       {
-        broker: { type: 'string' },
+        ...BROKER_OPTIONS_WITH_PASSWORD,
         device: { type: 'string' },
         group: { type: 'string' },
         all: { type: 'boolean' },
         'wait-acks': { type: 'string' },
         timeout: { type: 'string' },
-        prefix: { type: 'string' },
-        ca: { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        'password-file': { type: 'string' },
         'no-retain': { type: 'boolean' },
         json: { type: 'boolean' },
       },
@@ -61,10 +54,7 @@ export const headPushCommand: Command = {
     }
     const waitAcks = values['wait-acks'] === undefined ? undefined : intArg(values['wait-acks'], 'wait-acks', 1, 1);
     const timeoutMs = Math.round(numberArg(values.timeout, 'timeout', 0.1, 86_400, DEFAULT_PUSH_TIMEOUT_MS / 1000) * 1000);
-    const password = pushPassword(values.password, values['password-file'], process.env.EDGEHEAD_PUSH_PASSWORD);
-    if (password !== undefined && values.username === undefined) {
-      throw new EdgeheadError('BAD_ARGS', 'a password (--password, --password-file or EDGEHEAD_PUSH_PASSWORD) needs --username');
-    }
+    const { connection } = brokerArgs(values.broker, values, { passwordEnv: 'EDGEHEAD_PUSH_PASSWORD' });
 
     const file = positionals[0]!;
     const maxBytes = D.head.maxBytes;
@@ -74,7 +64,7 @@ export const headPushCommand: Command = {
     let result;
     try {
       result = await pushHead({
-        broker: values.broker,
+        ...connection,
         target,
         payload,
         prefix: values.prefix ?? D.mqtt.topicPrefix,
@@ -82,9 +72,6 @@ export const headPushCommand: Command = {
         waitAcks,
         timeoutMs,
         maxBytes,
-        username: values.username,
-        password,
-        tls: { ca: values.ca, cert: values.cert, key: values.key },
         onPublished: ({ topic }) => say(`published to ${topic}; waiting up to ${timeoutMs / 1000} s for answers...`),
       });
     } catch (e) {
@@ -96,19 +83,3 @@ export const headPushCommand: Command = {
   },
 };
 
-/** The broker password from --password, --password-file (its first line) or EDGEHEAD_PUSH_PASSWORD; at most one. */
-export function pushPassword(flag: string | undefined, file: string | undefined, env: string | undefined): string | undefined {
-  if (flag !== undefined && file !== undefined) throw new EdgeheadError('BAD_ARGS', 'give --password or --password-file, not both');
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new EdgeheadError('BAD_ARGS', `--password-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const first = text.split(/\r?\n/)[0]!;
-    if (first === '') throw new EdgeheadError('BAD_ARGS', `--password-file: ${file} is empty (the password is its first line)`);
-    return first;
-  }
-  return flag ?? (env === undefined || env === '' ? undefined : env);
-}

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { configureLogging, createLogger } from '../../base/log';
 import { redactUrl, redactUrls } from '../../base/redact';
-import { pushPassword } from '../../cli/commands/head-push';
+import { pushPassword } from '../../cli/broker-args';
 import { defaultConfig } from '../../config/defaults';
 import { maskSecrets } from '../../config/present';
 import { describeMqttError } from '../../mqtt/mqttjs-client';
