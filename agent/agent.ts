@@ -22,6 +22,8 @@ import { DEMO_HEAD_PATH, readHeadBytes } from '../protocol/head/files';
 import { type BackendSummary, type BirthMessage, birthMessage, encodePayload, type TelemetryMessage } from '../protocol/messages';
 import { type DeviceTopics, deviceTopics } from '../protocol/topics';
 import { type BackendInfo, initBackend } from './backend/wasm';
+import { Collector } from './collect/collector';
+import { SampleStore } from './collect/store';
 import { deviceCommandHandlers } from './commands/handlers';
 import { DeviceCommands } from './commands/device-commands';
 import { EventBus } from './events';
@@ -37,6 +39,7 @@ import { loadPublicKeys } from './hot-swap/public-keys';
 import { initImageCodecs } from './image';
 import { attachInbox, inboxPayloadLimit } from './inbox';
 import { Classifier } from './inference/classifier';
+import { MotionGate } from './motion/gate';
 import { DenseHead } from './inference/dense-head';
 import { Teardown } from './lifecycle';
 import { AgentMetrics } from './metrics/metrics';
@@ -120,6 +123,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
     const classifier = new Classifier(extractor, DenseHead.fromFile(initial.active.head), {
       resize: cfg.preprocess.resize,
       maxPixels: cfg.preprocess.maxPixels,
+      ...(cfg.preprocess.region ? { region: cfg.preprocess.region } : {}),
       topK: cfg.predictions.topK,
     });
 
@@ -149,6 +153,16 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
 
     const events = new EventBus();
     const stats = new FrameStats();
+    // The data loop (docs/data-loop.md): samples of classified frames under <stateDir>/collect/, when enabled.
+    const collector = cfg.collect.enabled
+      ? new Collector({
+          cfg: cfg.collect,
+          store: SampleStore.open({ dir: path.join(cfg.stateDir, 'collect'), maxBytes: Math.round(cfg.collect.maxMB * 1024 * 1024) }),
+          deviceId,
+          extractor: extractor.info,
+          maxPixels: cfg.preprocess.maxPixels,
+        })
+      : undefined;
     const frames = new FrameLoop({
       source: deps.source ?? createFrameSource(cfg.source),
       classifier,
@@ -159,6 +173,11 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       run,
       extractorId: extractor.info.id,
       problems,
+      region: cfg.preprocess.region,
+      gate: cfg.motion.gate
+        ? new MotionGate({ threshold: cfg.motion.threshold, size: cfg.motion.size, maxPixels: cfg.preprocess.maxPixels, maxAgeMs: cfg.predictions.maxIntervalSec * 1000, now: () => clock.now() })
+        : undefined,
+      collect: collector && ((f) => collector.offer(f)),
       print: consoleOn(cfg.predictions.console, deps.consoleAuto) ? (deps.print ?? ((l) => process.stdout.write(l + '\n'))) : undefined,
     });
     teardown.add('heads', () => frames.dispose());
@@ -219,6 +238,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       heads,
       status: () => ({ birth: birth(), telemetry: telemetry(), head: heads.stateMessage() }),
       scheduleChanged: () => presence.publishSchedule(),
+      samples: collector?.store,
     });
     const commands = new DeviceCommands(broker, topics, handlers);
 

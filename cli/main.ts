@@ -9,6 +9,7 @@ import { agentVersion } from '../base/version';
 import type { Command } from './args';
 import { classifyCommand } from './commands/classify';
 import { configCommand } from './commands/config';
+import { datasetCommand } from './commands/dataset';
 import { doctorCommand } from './commands/doctor';
 import { fleetCommand } from './commands/fleet';
 import { headCommand } from './commands/head';
@@ -16,7 +17,7 @@ import { runCommand } from './commands/run';
 import { summaryCommand } from './commands/summary';
 import { exitCodeFor, reportFatal } from './report';
 
-export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand, fleetCommand];
+export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand, fleetCommand, datasetCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

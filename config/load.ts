@@ -35,6 +35,7 @@ import {
   typeNoun,
 } from './env';
 import { extractorRefKind } from './extractor-ref';
+import { regionOutside } from '../protocol/head/manifest';
 import { closest } from './suggest';
 import { isPlainObject, maskSecrets, orderLikeSchema } from './present';
 import { type Config, CONFIG_VERSION } from './schema';
@@ -423,6 +424,8 @@ function agentCrossFieldErrors(_cfg: Record<string, unknown>, { at, got: gotAt }
     errors.push('source.http.url: required when source.type is http');
   }
   errors.push(...pairErrors(at, 'mqtt.tls.cert', 'mqtt.tls.key'));
+  const outside = regionOutside(at('preprocess.region'));
+  if (outside) errors.push(`preprocess.region: ${outside}`);
   errors.push(...orderErrors(at, gotAt, [
     ['mqtt.reconnectMinMs', 'mqtt.reconnectMaxMs'],
     ['source.stream.restartMinMs', 'source.stream.restartMaxMs'],

@@ -6,7 +6,8 @@
  *  - CLI option defaults.
  * It is plain JSON Schema (TypeBox), so other tools can read it too.
  */
-import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { CloneType, type Static, type TSchema, Type } from '@sinclair/typebox';
+import { RegionSchema } from '../protocol/dataset';
 import {
   HEAD_MAX_BYTES,
   HTTP_URL_PATTERN,
@@ -75,8 +76,31 @@ export const PreprocessSchema = section(
       default: 40_000_000,
       description: 'Images declaring more pixels than this are refused from their header, before decoding.',
     }),
+    region: Type.Optional(
+      CloneType(RegionSchema, {
+        description:
+          'Region of interest [x, y, w, h] as fractions of the frame (x + w <= 1, y + h <= 1), e.g. [0.5, 0, 0.5, 1] for the right half: every frame is cropped to it before resizing (both resize modes apply to the region). Unset: the whole frame. A head trained for a region carries it and overrides this while it is active.',
+      }),
+    ),
   },
   'Image decoding and preprocessing.',
+);
+
+export const MotionSchema = section(
+  {
+    gate: Type.Boolean({
+      default: false,
+      description: 'Skip frames that did not change: a tiny grayscale of the region is compared with the last classified frame\'s; below motion.threshold the extractor and head do not run and nothing new is published (telemetry counts frames.unchanged; the heartbeat still runs).',
+    }),
+    threshold: Type.Number({
+      minimum: 0,
+      maximum: 255,
+      default: 4,
+      description: 'Change needed to classify a frame: the mean absolute difference of the tiny grayscale images, 0..255 per pixel.',
+    }),
+    size: Type.Integer({ minimum: 4, maximum: 128, default: 32, description: 'Side of the tiny grayscale image compared (size x size pixels).' }),
+  },
+  'The motion/change gate (off by default).',
 );
 
 export const HeadSchema = section(
@@ -313,6 +337,26 @@ export const OfflineSchema = section(
   'Offline buffer (in the state dir; survives restarts).',
 );
 
+export const CollectSchema = section(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description: 'Keep samples of classified frames under <stateDir>/collect/ for training (docs/data-loop.md); fetched with `edgehead dataset pull`.',
+    }),
+    belowScore: Type.Number({ minimum: 0, maximum: 1, default: 0.6, description: 'Keep frames whose top-1 score is below this (the head is unsure). 0 = off.' }),
+    onLabelChange: Type.Boolean({ default: true, description: 'Keep frames whose top-1 label differs from the previous frame\'s.' }),
+    sampleEvery: Type.Integer({ minimum: 0, default: 0, description: 'Keep every Nth classified frame whatever its prediction. 0 = off.' }),
+    images: Type.Boolean({
+      default: false,
+      description: 'Also keep a downscaled JPEG of each kept frame. false = features only: no image is ever written or sent (privacy).',
+    }),
+    imageWidth: Type.Integer({ minimum: 16, maximum: 4096, default: 320, description: 'Width of the kept JPEGs (aspect kept; never upscaled).' }),
+    dtype: Type.Union([Type.Literal('float16'), Type.Literal('float32')], { default: 'float16', description: 'Precision of the stored features (float16: half the size, enough for training).' }),
+    maxMB: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'Disk space for samples; when full the oldest are evicted (and counted).' }),
+  },
+  'Collecting training samples on the device (off by default).',
+);
+
 /** The log section; the fleet server's config (operator/fleet/config.ts) has the same one. */
 export const logSection = (levelDescription: string) =>
   section(
@@ -342,9 +386,11 @@ export const ConfigSchema = Type.Object(
     metrics: MetricsSchema,
     homeassistant: HomeAssistantSchema,
     offline: OfflineSchema,
+    collect: CollectSchema,
     backend: BackendSchema,
     extractor: ExtractorSchema,
     preprocess: PreprocessSchema,
+    motion: MotionSchema,
     head: HeadSchema,
     log: LogSchema,
   },

@@ -5,10 +5,23 @@
  * from it. A new command starts here.
  */
 import { type Static, type TObject, Type } from '@sinclair/typebox';
+import { SampleSchema } from './dataset';
 import { CMD_MAX_BYTES, ID_PATTERN, ID_RULE } from './patterns';
 import { parseJsonPayload, schemaErrors } from './validate';
 
 const NoArgs = Type.Object({}, { additionalProperties: false });
+
+/** collect-fetch: default and largest `maxBytes` (the encoded samples and images of one reply). */
+export const COLLECT_FETCH_MAX_BYTES = 256 * 1024;
+/** collect-fetch: smallest `maxBytes`. */
+export const COLLECT_FETCH_MIN_BYTES = 1024;
+/** collect-ack: most ids in one request (500 ids of ~24 characters stay far below CMD_MAX_BYTES). */
+export const COLLECT_ACK_MAX_IDS = 500;
+/** Largest JPEG the device keeps with a sample, so that one sample always fits in a reply of COLLECT_FETCH_MAX_BYTES. */
+export const COLLECT_IMAGE_MAX_BYTES = 160 * 1024;
+/** Largest collect-fetch reply an operator tool parses (a reply holds at most COLLECT_FETCH_MAX_BYTES of samples). */
+export const COLLECT_REPLY_MAX_BYTES = 2 * COLLECT_FETCH_MAX_BYTES;
+const SampleIdSchema = Type.String({ pattern: '^[0-9]+-[0-9]+$', maxLength: 40, description: 'a sample id, <run>-<frameId>' });
 
 export const COMMANDS = {
   capture: { args: NoArgs, summary: 'take a frame now; replies with that frame\'s prediction (or the capture error)' },
@@ -41,7 +54,30 @@ export const COMMANDS = {
     ),
     summary: 'run the next head received in shadow mode',
   },
+  'collect-fetch': {
+    args: Type.Object(
+      {
+        after: Type.Optional({ ...SampleIdSchema, description: 'only samples after this id (the last one of the previous reply)' }),
+        maxBytes: Type.Optional(
+          Type.Integer({ minimum: COLLECT_FETCH_MIN_BYTES, maximum: COLLECT_FETCH_MAX_BYTES, description: `bytes of samples and images per reply (default ${COLLECT_FETCH_MAX_BYTES}); at least one sample is sent` }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    summary: 'collected samples in id order, bounded by maxBytes: {samples, images: {id: base64 JPEG}, more} (docs/data-loop.md)',
+  },
+  'collect-ack': {
+    args: Type.Object(
+      { ids: Type.Array(SampleIdSchema, { maxItems: COLLECT_ACK_MAX_IDS, description: 'samples the server has stored safely' }) },
+      { additionalProperties: false },
+    ),
+    summary: 'delete these collected samples (sent once the server stored them); replies {deleted}',
+  },
+  'collect-status': { args: NoArgs, summary: 'the collected samples on the device: {count, bytes, evicted, damaged, oldest, newest}' },
 } satisfies Record<string, { args: TObject; summary: string }>;
+
+/** What a device that does not collect answers to the collect-* commands (the agent and the simulator). */
+export const COLLECT_DISABLED = 'collect is not enabled on this device (set collect.enabled: true in its config; docs/data-loop.md)';
 
 export type CommandName = keyof typeof COMMANDS;
 export type CommandArgs<N extends CommandName> = Static<(typeof COMMANDS)[N]['args']>;
@@ -103,4 +139,38 @@ function peekId(payload: Uint8Array | string): string | null {
 /** Builds a request (operator tools). */
 export function commandRequest<N extends CommandName>(id: string, cmd: N, args?: CommandArgs<N>): CommandRequest {
   return { id, cmd, ...(args === undefined ? {} : { args }) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Replies of the collect commands (issue 14's data loop): what `edgehead dataset pull` reads.
+
+export const CollectFetchReplySchema = Type.Object({
+  samples: Type.Array(SampleSchema),
+  /** base64 JPEG per sample id, for the samples that have one (collect.images). */
+  images: Type.Record(Type.String(), Type.String()),
+  /** More samples after the last one of this reply. */
+  more: Type.Boolean(),
+});
+export type CollectFetchReply = Static<typeof CollectFetchReplySchema>;
+
+export const CollectAckReplySchema = Type.Object({ deleted: Type.Integer({ minimum: 0 }) });
+export type CollectAckReply = Static<typeof CollectAckReplySchema>;
+
+export const CollectStatusReplySchema = Type.Object({
+  count: Type.Integer({ minimum: 0 }),
+  bytes: Type.Integer({ minimum: 0 }),
+  /** Samples dropped to stay within collect.maxMB since the agent started. */
+  evicted: Type.Integer({ minimum: 0 }),
+  /** Incomplete or damaged sample files removed at the start (after a crash or power cut). */
+  damaged: Type.Integer({ minimum: 0 }),
+  oldest: Type.Union([Type.String(), Type.Null()]),
+  newest: Type.Union([Type.String(), Type.Null()]),
+});
+export type CollectStatusReply = Static<typeof CollectStatusReplySchema>;
+
+/** Sample ids in collection order: by run, then frame (a plain string sort puts "10-1" before "9-1"). */
+export function compareSampleIds(a: string, b: string): number {
+  const [ra, fa] = a.split('-').map(Number) as [number, number];
+  const [rb, fb] = b.split('-').map(Number) as [number, number];
+  return ra - rb || fa - fb;
 }

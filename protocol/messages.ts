@@ -89,7 +89,16 @@ export const TelemetryMessageSchema = Type.Object(
     ts: IsoTime,
     device: Id,
     uptimeSec: Type.Integer({ minimum: 0 }),
-    frames: Type.Object({ ok: Type.Integer(), skipped: Type.Integer(), failed: Type.Integer(), published: Type.Integer(), suppressed: Type.Integer() }),
+    frames: Type.Object({
+      ok: Type.Integer(),
+      skipped: Type.Integer(),
+      failed: Type.Integer(),
+      published: Type.Integer(),
+      suppressed: Type.Integer(),
+      unchanged: Type.Optional(
+        Type.Integer({ minimum: 0, description: 'frames the motion gate (motion.gate) found unchanged: not classified, nothing published; absent from agents before it existed' }),
+      ),
+    }),
     latencyMs: Type.Object(Object.fromEntries(LATENCY_STAGES.map((s) => [s, Percentiles])) as Record<LatencyStage, typeof Percentiles>),
     rssMB: Type.Number(),
     heapMB: Type.Number(),

@@ -1,6 +1,8 @@
 /** The device's command handlers, one per command of protocol/commands.ts, over the services they drive. */
 import { EdgeheadError } from '../../base/errors';
+import { COLLECT_DISABLED } from '../../protocol/commands';
 import type { BirthMessage, HeadStateMessage, PredictionMessage, TelemetryMessage } from '../../protocol/messages';
+import type { SampleStore } from '../collect/store';
 import type { FrameLoop } from '../frames/frame-loop';
 import type { HeadManager } from '../hot-swap/head-manager';
 import type { Snapshots } from '../frames/snapshot';
@@ -18,9 +20,18 @@ export interface CommandTargets {
   heads: Pick<HeadManager, 'rollback' | 'allow' | 'promote' | 'discard' | 'armShadow'>;
   status: () => { birth: BirthMessage; telemetry: TelemetryMessage; head: HeadStateMessage };
   snapshots: Pick<Snapshots, 'take'>;
+  /** The collected samples; undefined when collect.enabled is false (the collect commands then fail). */
+  samples?: Pick<SampleStore, 'fetch' | 'ack' | 'status'>;
 }
 
+/** The error of a collect command on a device that does not collect. */
+export const collectDisabled = (): EdgeheadError => new EdgeheadError('BAD_CONFIG', COLLECT_DISABLED);
+
 export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
+  const samples = (): NonNullable<CommandTargets['samples']> => {
+    if (!t.samples) throw collectDisabled();
+    return t.samples;
+  };
   return {
     // The reply is this frame's prediction, or this frame's error: never an older frame's.
     async capture(): Promise<PredictionMessage> {
@@ -53,5 +64,9 @@ export function deviceCommandHandlers(t: CommandTargets): CommandHandlers {
       t.heads.armShadow(args.frames, args.autoPromoteAgreement);
       return { armed: true, frames: args.frames, note: 'the next head received runs in shadow mode' };
     },
+    // The data loop (agent/collect/): samples leave the device only by fetch, and are deleted only once acknowledged.
+    'collect-fetch': async (args) => samples().fetch(args.after, args.maxBytes),
+    'collect-ack': async (args) => ({ deleted: samples().ack(args.ids) }),
+    'collect-status': async () => samples().status(),
   };
 }

@@ -8,7 +8,10 @@ import { createLogger } from '../../base/log';
 import { type PredictionMessage, predictionMessage } from '../../protocol/messages';
 import type { EventBus } from '../events';
 import type { HeadPort } from '../hot-swap/head-manager';
+import type { GateVerdict, MotionGate } from '../motion/gate';
+import type { Region } from '../../protocol/dataset';
 import type { Classifier } from '../inference/classifier';
+import type { CollectedFrame } from '../collect/collector';
 import type { Problems } from '../problems';
 import type { DenseHead } from '../inference/dense-head';
 import type { Frame, FrameSource } from '../sources/source';
@@ -35,6 +38,12 @@ export interface FrameLoopDeps {
   print?: (line: string) => void;
   /** The 'camera' problem: set while scheduled frames keep failing, cleared by the next good frame. */
   problems?: Pick<Problems, 'set' | 'clear'>;
+  /** preprocess.region: the crop when the active head carries no region of its own. */
+  region?: Region;
+  /** The motion gate (motion.gate): scheduled frames that did not change are not classified (frames.unchanged). */
+  gate?: MotionGate;
+  /** Each classified frame with its features, for the collector (agent/collect/; collect.enabled). Never throws. */
+  collect?: (frame: CollectedFrame) => unknown;
 }
 
 export class FrameLoop implements HeadPort {
@@ -75,20 +84,34 @@ export class FrameLoop implements HeadPort {
     }
   }
 
-  /** A frame on request (the capture command): its own prediction, or its own error. Never filtered. */
-  capture(): Promise<PredictionMessage> {
-    return this.classifyFrame('capture');
+  /** A frame on request (the capture command): its own prediction, or its own error. Never filtered, never gated. */
+  async capture(): Promise<PredictionMessage> {
+    return (await this.classifyFrame('capture'))!; // only the gate returns no prediction, and it skips no capture
   }
 
-  private async classifyFrame(reason?: 'capture'): Promise<PredictionMessage> {
+  /** The region a frame is cropped to: its head's (a head trained for a region carries it), else preprocess.region. */
+  regionFor(head: DenseHead): Region | undefined {
+    return head.manifest.region ?? this.deps.region;
+  }
+
+  /** undefined: the motion gate found the frame unchanged (counted, nothing classified or published). */
+  private async classifyFrame(reason?: 'capture'): Promise<PredictionMessage | undefined> {
     const { classifier, stats } = this.deps;
     const t0 = performance.now();
     const pinned = classifier.head;
     this.inFlight++;
     try {
       let msg: PredictionMessage;
+      let verdict: GateVerdict | undefined;
       try {
         const frame = await this.deps.source.capture();
+        verdict = reason ? undefined : this.deps.gate?.look(frame.bytes, this.regionFor(pinned));
+        if (verdict && !verdict.classify) {
+          stats.unchanged++;
+          this.failedInRow = 0;
+          this.deps.problems?.clear('camera');
+          return undefined;
+        }
         const result = classifier.classify(frame.bytes, pinned);
         msg = predictionMessage({
           capturedAt: frame.capturedAt,
@@ -105,6 +128,7 @@ export class FrameLoop implements HeadPort {
         this.failedInRow = 0;
         this.deps.problems?.clear('camera');
         stats.record({ ...msg.ms, total: performance.now() - t0 });
+        this.deps.collect?.({ bytes: frame.bytes, capturedAt: frame.capturedAt, run: msg.run, frameId: msg.frameId, features: classifier.lastFeatures!, top1: msg.top[0]!, head: pinned.manifest, region: this.regionFor(pinned) ?? null });
       } catch (e) {
         stats.failed++;
         throw e;
@@ -112,6 +136,9 @@ export class FrameLoop implements HeadPort {
       if (pinned === classifier.head) await this.deps.events.emit('frameClassified', { features: classifier.lastFeatures!, top1: msg.top[0]!.label });
       this.last = msg;
       await this.emit(msg);
+      // The gate's reference: a frame of the active head (after a swap the next frame is classified), taken after
+      // the filter saw it, so the gate's maxAgeMs never runs out before the filter's heartbeat is due.
+      if (verdict && pinned === classifier.head) this.deps.gate!.classified(verdict);
       return msg;
     } finally {
       if (--this.inFlight === 0) this.disposeRetired();
@@ -171,6 +198,7 @@ export class FrameLoop implements HeadPort {
 
   install(head: DenseHead): void {
     this.deps.filter.reset(); // the labels may mean something else now
+    this.deps.gate?.reset(); // ... and the region too: the next frame is classified
     const old = this.deps.classifier.swapHead(head);
     if (this.inFlight > 0) this.retired.push(old);
     else old.dispose();

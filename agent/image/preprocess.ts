@@ -1,8 +1,13 @@
 /**
  * Decoded RGBA pixels -> the model's input tensor, entirely with tf ops and native copies (no per-pixel JavaScript).
  *
- * Semantics: drop alpha, apply the EXIF orientation, then either squash (resize the whole image, ignoring aspect) or
- * crop (centre square of the upright image, then resize), bilinear, then scale 0..255 linearly to valueRange.
+ * Semantics: drop alpha, apply the EXIF orientation, cut out the region of interest if one is set (fractions of the
+ * upright frame, preprocess.region or the active head's), then either squash (resize the region, ignoring aspect) or
+ * crop (centre square of the region, then resize), bilinear, then scale 0..255 linearly to valueRange.
+ *
+ * Region pixels: each edge is rounded to the nearest pixel of the image as decoded (x * width, (x + w) * width, ...),
+ * clamped to the image, and the box keeps at least one pixel on each side. The same math maps the region into the
+ * stored image for the motion gate (agent/motion/), so both look at the same pixels.
  *
  * Order of work (same result, less of it): the crop box and the target size are mapped back into the stored,
  * un-rotated image; the stored bytes are cropped (row by row) and resized there, and only the small resized result
@@ -29,6 +34,7 @@
  * of its pixels. Alpha is dropped, not composited (transparent PNG areas show whatever colour they store).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { Region } from '../../protocol/dataset';
 import type { DecodedImage } from './decode';
 
 export type ResizeMode = 'squash' | 'crop';
@@ -39,6 +45,16 @@ export interface PreprocessSpec {
   /** Output values for pixel values 0 and 255, e.g. [0, 1] or [-1, 1]. */
   valueRange: [number, number];
   resize: ResizeMode;
+  /** [x, y, w, h] as fractions of the upright frame: cropped to before resizing. Undefined: the whole frame. */
+  region?: Region;
+}
+
+/** A rectangle of pixels: columns [left, left + width), rows [top, top + height). */
+export interface PixelBox {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
 }
 
 /** How a viewer makes the upright image from the stored pixels for each EXIF orientation: optionally transpose
@@ -61,21 +77,21 @@ const ORIENTATIONS: Record<number, Orientation> = {
   8: { transpose: true, flipRows: true, flipCols: false }, // view rotated 90° counter-clockwise
 };
 
-/** Returns a float32 [1,h,w,3] tensor: RGBA->RGB, EXIF orientation applied (all 8 cases), then 'squash' (resize
- * whole image, ignore aspect) or 'crop' (centre square crop then resize) with bilinear interpolation, then linear
+/** Returns a float32 [1,h,w,3] tensor: RGBA->RGB, EXIF orientation applied (all 8 cases), cut to spec.region if set,
+ * then 'squash' (resize the region, ignore aspect) or 'crop' (centre square crop of the region, then resize) with bilinear interpolation, then linear
  * scaling of 0..255 to valueRange. All inside tf.tidy: no tensor may leak. */
 export function toModelInput(img: DecodedImage, spec: PreprocessSpec): tf.Tensor4D {
   checkSpec(spec);
-  const o = checkImage(img);
+  checkImage(img);
   const [outH, outW] = spec.inputSize;
   const [lo, hi] = spec.valueRange;
-  const box = spec.resize === 'crop' ? storedCentreSquare(img.width, img.height, o) : undefined;
-  const size: [number, number] = o.transpose ? [outW, outH] : [outH, outW];
+  const box = storedBox(img.width, img.height, img.orientation, spec.region, spec.resize);
+  const whole = box.width === img.width && box.height === img.height;
+  const size: [number, number] = ORIENTATIONS[img.orientation]!.transpose ? [outW, outH] : [outH, outW];
 
   return tf.tidy(() => {
-    const [h, w] = box ? [box.size, box.size] : [img.height, img.width];
-    const bytes = box ? cropBytes(img, box) : img.data;
-    const rgba = tf.tensor4d(asFloat32(bytes), [1, h, w, 4]);
+    const bytes = whole ? img.data : cropBytes(img, box);
+    const rgba = tf.tensor4d(asFloat32(bytes), [1, box.height, box.width, 4]);
     const resized = tf.image.resizeBilinear(rgba, size, false, true);
     return applyOrientation(toRgbInRange(resized, lo, hi), img.orientation);
   });
@@ -108,15 +124,15 @@ function toRgbInRange(rgba: tf.Tensor4D, lo: number, hi: number): tf.Tensor4D {
   return tf.reshape(rgb, [n, h, w, 3]);
 }
 
-/** The bytes of a square region of an RGBA image: a view when it spans whole rows, else one native copy per row. */
-function cropBytes(img: DecodedImage, box: { top: number; left: number; size: number }): Uint8Array {
+/** The bytes of a rectangle of an RGBA image: a view when it spans whole rows, else one native copy per row. */
+export function cropBytes(img: Pick<DecodedImage, 'width' | 'data'>, box: PixelBox): Uint8Array {
   const { width, data } = img;
-  const { top, left, size } = box;
-  if (left === 0 && size === width) return data.subarray(top * width * 4, (top + size) * width * 4);
-  const out = new Uint8Array(size * size * 4);
-  for (let row = 0; row < size; row++) {
+  const { top, left, width: w, height: h } = box;
+  if (left === 0 && w === width) return data.subarray(top * width * 4, (top + h) * width * 4);
+  const out = new Uint8Array(w * h * 4);
+  for (let row = 0; row < h; row++) {
     const from = ((top + row) * width + left) * 4;
-    out.set(data.subarray(from, from + size * 4), row * size * 4);
+    out.set(data.subarray(from, from + w * 4), row * w * 4);
   }
   return out;
 }
@@ -141,18 +157,66 @@ function flipTopBottom(x: tf.Tensor4D): tf.Tensor4D {
   return tf.reshape(tf.image.flipLeftRight(tf.reshape(x, [n, 1, h, w * c])), [n, h, w, c]);
 }
 
-/** The centre square of the upright image, expressed in stored coordinates. The offset is rounded down in the
- * upright image (so every orientation crops exactly the same pixels) and then mirrored where the orientation flips
- * that axis. */
-function storedCentreSquare(width: number, height: number, o: Orientation): { top: number; left: number; size: number } {
-  const size = Math.min(width, height);
+/**
+ * A region (fractions of an upright image of uprightW x uprightH pixels) as pixels of that image: each edge rounded to
+ * the nearest pixel, clamped to the image, at least one pixel wide and high. Undefined: the whole image.
+ */
+export function regionPixels(uprightW: number, uprightH: number, region: Region | undefined): PixelBox {
+  if (!region) return { left: 0, top: 0, width: uprightW, height: uprightH };
+  const [x, y, w, h] = region;
+  const [left, width] = edges(x, w, uprightW);
+  const [top, height] = edges(y, h, uprightH);
+  return { left, top, width, height };
+}
+
+/** [start, length] in pixels of the span [from, from + size) (fractions) of `n` pixels. */
+function edges(from: number, size: number, n: number): [number, number] {
+  const clamp = (v: number) => Math.min(n, Math.max(0, v));
+  let a = clamp(Math.round(from * n));
+  let b = clamp(Math.round((from + size) * n));
+  if (b <= a) {
+    // thinner than a pixel at this scale: the one pixel it lies on
+    b = Math.min(n, a + 1);
+    a = b - 1;
+  }
+  return [a, b - a];
+}
+
+/** The centre square of a box (offsets rounded down). */
+export function centreSquare(box: PixelBox): PixelBox {
+  const size = Math.min(box.width, box.height);
+  return { left: box.left + Math.floor((box.width - size) / 2), top: box.top + Math.floor((box.height - size) / 2), width: size, height: size };
+}
+
+/**
+ * The pixels a frame is resized from, as a box of the *stored* image (width x height as decoded, before the EXIF
+ * orientation): the region (or the whole frame), then its centre square for 'crop'. Worked out in the upright image
+ * (so every orientation crops exactly the same pixels), then mirrored where the orientation flips an axis and
+ * transposed back.
+ */
+export function storedBox(width: number, height: number, orientation: number, region: Region | undefined, resize: ResizeMode = 'squash'): PixelBox {
+  const o = ORIENTATIONS[orientation];
+  if (!o) throw new RangeError(`EXIF orientation must be 1..8 (got ${orientation})`);
   // upright rows/columns come from stored columns/rows when transposed
   const [uprightH, uprightW] = o.transpose ? [width, height] : [height, width];
-  const fromTop = Math.floor((uprightH - size) / 2);
-  const fromLeft = Math.floor((uprightW - size) / 2);
-  const alongRows = o.flipRows ? uprightH - size - fromTop : fromTop; // offset along the stored axis shown as rows
-  const alongCols = o.flipCols ? uprightW - size - fromLeft : fromLeft;
-  return o.transpose ? { top: alongCols, left: alongRows, size } : { top: alongRows, left: alongCols, size };
+  const inRegion = regionPixels(uprightW, uprightH, region);
+  const b = resize === 'crop' ? centreSquare(inRegion) : inRegion;
+  const alongRows = o.flipRows ? uprightH - b.height - b.top : b.top; // offset along the stored axis shown as rows
+  const alongCols = o.flipCols ? uprightW - b.width - b.left : b.left;
+  return o.transpose ? { top: alongCols, left: alongRows, width: b.height, height: b.width } : { top: alongRows, left: alongCols, width: b.width, height: b.height };
+}
+
+/**
+ * The [height, width] to decode the upright frame at (decodeImage's targetSize) so that what toModelInput resizes
+ * from (the region, or its centre square) still covers inputSize: a region of a quarter of the width needs a frame
+ * decoded four times as wide. Never less than 1.
+ */
+export function decodeTargetSize(inputSize: [number, number], resize: ResizeMode, region?: Region): [number, number] {
+  const [h, w] = inputSize;
+  // 'crop' resizes a square: both sides of the region must cover the larger input side
+  const [needH, needW] = resize === 'crop' ? [Math.max(h, w), Math.max(h, w)] : [h, w];
+  const [fw, fh] = region ? [region[2], region[3]] : [1, 1];
+  return [Math.max(1, Math.ceil(needH / fh - 1e-9)), Math.max(1, Math.ceil(needW / fw - 1e-9))];
 }
 
 function checkSpec(spec: PreprocessSpec): void {
@@ -167,9 +231,14 @@ function checkSpec(spec: PreprocessSpec): void {
   if (spec.resize !== 'squash' && spec.resize !== 'crop') {
     throw new RangeError(`resize must be 'squash' or 'crop' (got ${JSON.stringify(spec.resize)})`);
   }
+  const r = spec.region;
+  if (r !== undefined) {
+    const ok = r.length === 4 && r.every((v) => Number.isFinite(v) && v >= 0 && v <= 1) && r[2] > 0 && r[3] > 0 && r[0] + r[2] <= 1 + 1e-9 && r[1] + r[3] <= 1 + 1e-9;
+    if (!ok) throw new RangeError(`region must be [x, y, w, h] fractions of the frame with w, h > 0, x + w <= 1 and y + h <= 1 (got ${JSON.stringify(r)})`);
+  }
 }
 
-function checkImage(img: DecodedImage): Orientation {
+function checkImage(img: DecodedImage): void {
   const { width, height, data, orientation } = img;
   if (!(Number.isInteger(width) && Number.isInteger(height) && width >= 1 && height >= 1)) {
     throw new RangeError(`image size must be positive integers (got ${width}x${height})`);
@@ -177,7 +246,5 @@ function checkImage(img: DecodedImage): Orientation {
   if (data.length !== width * height * 4) {
     throw new RangeError(`image data must hold ${width}x${height}x4 RGBA bytes (got ${data.length})`);
   }
-  const o = ORIENTATIONS[orientation];
-  if (!o) throw new RangeError(`EXIF orientation must be 1..8 (got ${orientation})`);
-  return o;
+  if (!ORIENTATIONS[orientation]) throw new RangeError(`EXIF orientation must be 1..8 (got ${orientation})`);
 }

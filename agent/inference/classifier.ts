@@ -51,7 +51,7 @@ export class Classifier {
 
   /** `head`: the head to use (a frame pins the head it started with; see Agent.frame). */
   classify(bytes: Uint8Array, head: DenseHead = this.headRef): Classification {
-    const { features, timings, width, height } = extractFeatures(this.extractor, bytes, this.opts);
+    const { features, timings, width, height } = extractFeatures(this.extractor, bytes, { ...this.opts, region: head.manifest.region ?? this.opts.region }); // the head's region wins: a frame finishes on the region of the head it started with
     this.last = features;
     const t0 = performance.now();
     const predictions = this.predictFeatures(features, head);

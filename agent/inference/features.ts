@@ -3,10 +3,14 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Extractor } from '../extractors/extractor';
 import { decodeImage, type ResizeMode, toModelInput } from '../image';
+import { decodeTargetSize } from '../image/preprocess';
+import type { Region } from '../../protocol/dataset';
 
 export interface FeatureOptions {
   resize: ResizeMode;
   maxPixels: number;
+  /** Crop to this part of the upright frame before resizing (preprocess.region, or the active head's). */
+  region?: Region;
 }
 
 export interface FeatureResult {
@@ -26,11 +30,10 @@ export function preprocessFrame(
 ): { input: tf.Tensor4D; fileWidth: number; fileHeight: number; timings: { decode: number; resize: number } } {
   const t0 = performance.now();
   const [h, w] = info.inputSize;
-  // 'crop' resizes the centre square: both upright sides must cover the larger input side
-  const targetSize: [number, number] = opts.resize === 'crop' ? [Math.max(h, w), Math.max(h, w)] : [h, w];
+  const targetSize = decodeTargetSize([h, w], opts.resize, opts.region);
   const img = decodeImage(bytes, { maxPixels: opts.maxPixels, targetSize });
   const t1 = performance.now();
-  const input = toModelInput(img, { inputSize: info.inputSize, valueRange: info.valueRange, resize: opts.resize });
+  const input = toModelInput(img, { inputSize: info.inputSize, valueRange: info.valueRange, resize: opts.resize, ...(opts.region ? { region: opts.region } : {}) });
   const t2 = performance.now();
   return { input, fileWidth: img.fileWidth, fileHeight: img.fileHeight, timings: { decode: t1 - t0, resize: t2 - t1 } };
 }

@@ -25,7 +25,7 @@ export function telemetrySnapshot(s: TelemetrySources): TelemetryMessage {
     ts: new Date(s.now).toISOString(),
     device: s.deviceId,
     uptimeSec: Math.max(0, Math.round((s.now - s.startedAt) / 1000)),
-    frames: { ok: s.frames.ok, skipped: s.scheduler.skipped, failed: s.frames.failed, published: s.frames.published, suppressed: s.frames.suppressed },
+    frames: { ok: s.frames.ok, skipped: s.scheduler.skipped, failed: s.frames.failed, published: s.frames.published, suppressed: s.frames.suppressed, unchanged: s.frames.unchanged },
     latencyMs: s.frames.percentiles(),
     ...memoryMB(),
     tensors: tf.memory().numTensors,

@@ -9,6 +9,8 @@ export class FrameStats {
   failed = 0;
   published = 0;
   suppressed = 0;
+  /** Frames the motion gate found unchanged (not classified). */
+  unchanged = 0;
   private readonly windows = new Map<Stage, number[]>(STAGES.map((s) => [s, []]));
   private readonly observers: ((stage: Stage, ms: number) => void)[] = [];
 

@@ -1,28 +1,32 @@
-/** `edgehead head train --data DIR --out FILE ...`: features on the WASM backend, softmax-regression head. */
-import * as fs from 'node:fs';
+/** `edgehead head train --data DIR --out FILE ...`: features from side-files or images, then the convex trainer. */
 import * as path from 'node:path';
 import { makeHeadFile } from '../../protocol/head/format';
 import { makeTestVectors } from '../../protocol/head/test-vectors';
 import { writeHeadFile } from '../../protocol/head/files';
-import { DEFAULT_TRAIN_OPTIONS, formatConfusion, trainSoftmaxHead } from '../../operator/training/train';
-import { extractFeatures } from '../../agent/inference/features';
+import { DEFAULT_TRAIN_OPTIONS, formatConfusion, L2_GRID, trainHead, type TrainSample } from '../../operator/training/train';
 import { scanDataset } from '../../operator/training/dataset';
-import { describeError, EdgeheadError } from '../../base/errors';
+import { commonRegion, imageExtractor, loadSamples } from '../../operator/training/sample-features';
+import { EdgeheadError } from '../../base/errors';
 import { progressBar } from '../../base/progress';
 import { type Command, help, intArg, numberArg, parseCommandArgs } from '../args';
 import { openExtractor, RUNTIME_OPTIONS, RUNTIME_USAGE, runtimeChoice } from '../runtime';
 
 const D = DEFAULT_TRAIN_OPTIONS;
-const USAGE = `edgehead head train --data DIR --out FILE [--extractor ID] [--epochs N] [--val-split F] [--l2 F] [--lr F]
-       [--patience N] [--seed N] [--id ID] [--version N] [--test-vectors N] ${RUNTIME_USAGE}
-  DIR/<class>/*.{jpg,png}: one sub-folder per class. Computes features with a progress bar, trains a softmax-
-  regression head (Adam, L2 ${D.l2}, early stopping on the validation split), prints validation accuracy and a
-  confusion matrix, and writes the head file (docs/head-format.md). Defaults: epochs ${D.epochs}, val-split ${D.valSplit},
-  lr ${D.learningRate}, patience ${D.patience}, seed ${D.seed}, id = file name, version 1, test-vectors 1.`;
+const USAGE = `edgehead head train --data DIR --out FILE [--extractor ID] [--no-flip] [--no-balance] [--no-calibrate]
+       [--l2 F] [--folds N] [--seed N] [--id ID] [--version N] [--test-vectors N] [--created-at ISO] [--quiet]
+       ${RUNTIME_USAGE}
+  DIR/<class>/: one sub-folder per class with images (*.jpg, *.jpeg, *.png) and/or feature side-files (<name>.json,
+  as \`edgehead dataset pull\` writes them; a side-file is used instead of its image; DIR/unlabeled/ is ignored).
+  Fits class-balanced multinomial logistic regression (L-BFGS), the L2 strength chosen by stratified ${D.maxFolds}-fold
+  cross-validation over ${L2_GRID[0]}..${L2_GRID[L2_GRID.length - 1]} (--l2 fixes it), refits on all samples, scales the
+  scores with a temperature fitted on the out-of-fold predictions (--no-calibrate: off) and writes the head file.
+  Images are also used mirrored (--no-flip: off). Prints the cross-validated accuracy and confusion matrix.
+  Defaults: seed ${D.seed}, id = file name, version 1, test-vectors 1, created-at = now. Same data and options give
+  the same weights, bit for bit. See docs/training.md.`;
 
 export const headTrainCommand: Command = {
   name: 'train',
-  summary: 'train a Dense head on a folder of labelled images',
+  summary: 'train a Dense head on a folder of labelled images and/or feature side-files',
   usage: USAGE,
   async run(argv) {
     const { values } = parseCommandArgs(
@@ -31,83 +35,112 @@ export const headTrainCommand: Command = {
         ...RUNTIME_OPTIONS,
         data: { type: 'string' },
         out: { type: 'string' },
-        epochs: { type: 'string' },
-        'val-split': { type: 'string' },
+        'no-flip': { type: 'boolean' },
+        'no-balance': { type: 'boolean' },
+        'no-calibrate': { type: 'boolean' },
         l2: { type: 'string' },
-        lr: { type: 'string' },
-        patience: { type: 'string' },
+        folds: { type: 'string' },
         seed: { type: 'string' },
         id: { type: 'string' },
         version: { type: 'string' },
         'test-vectors': { type: 'string' },
+        'created-at': { type: 'string' },
         quiet: { type: 'boolean' },
+        // the Adam trainer's options: accepted so old scripts keep running, ignored with a note
+        epochs: { type: 'string' },
+        'val-split': { type: 'string' },
+        lr: { type: 'string' },
+        patience: { type: 'string' },
       },
       USAGE,
     );
     if (values.help) return help(USAGE);
     if (!values.data || !values.out) throw new EdgeheadError('BAD_ARGS', 'head train needs --data DIR and --out FILE');
+    const obsolete = (['epochs', 'val-split', 'lr', 'patience'] as const).filter((k) => values[k] !== undefined);
+    if (obsolete.length > 0) process.stderr.write(`note: ${obsolete.map((k) => `--${k}`).join(', ')} ignored: the trainer is a convex fit with cross-validation now (docs/training.md)\n`);
+    const flip = !values['no-flip'];
     const opts = {
       ...D,
-      epochs: intArg(values.epochs, 'epochs', 1, D.epochs),
-      valSplit: numberArg(values['val-split'], 'val-split', 0, 0.9, D.valSplit),
-      l2: numberArg(values.l2, 'l2', 0, 10, D.l2),
-      learningRate: numberArg(values.lr, 'lr', 1e-6, 10, D.learningRate),
-      patience: intArg(values.patience, 'patience', 0, D.patience),
+      balanced: !values['no-balance'],
+      calibrate: !values['no-calibrate'],
+      l2: values.l2 === undefined ? undefined : numberArg(values.l2, 'l2', 0, 1e3, 0),
+      maxFolds: intArg(values.folds, 'folds', 2, D.maxFolds),
       seed: intArg(values.seed, 'seed', 0, D.seed),
     };
+    let createdAt: Date | undefined;
+    if (values['created-at'] !== undefined) {
+      createdAt = new Date(values['created-at']);
+      if (Number.isNaN(createdAt.getTime())) throw new EdgeheadError('BAD_ARGS', `--created-at must be an ISO 8601 time (got "${values['created-at']}")`);
+    }
     const id = values.id ?? path.basename(values.out).replace(/\.[^.]*$/, '');
     const version = intArg(values.version, 'version', 1, 1);
     const nTestVectors = intArg(values['test-vectors'], 'test-vectors', 0, 1);
     const dataset = scanDataset(values.data);
     const choice = runtimeChoice(values);
-    const { extractor } = await openExtractor(choice);
     const say = (s: string) => values.quiet || process.stderr.write(s + '\n');
-    say(`extractor ${extractor.info.id} (${extractor.info.featureDim}-d), ${dataset.images.length} images in ${dataset.classes.length} classes: ${dataset.classes.join(', ')}`);
+    // The extractor is opened even for side-files only: its fingerprint is what the head (and the samples) are bound to.
+    const { extractor } = await openExtractor(choice);
+    const info = extractor.info;
+    const images = dataset.items.filter((i) => !i.sideFile).length;
+    say(
+      `extractor ${info.id} (${info.featureDim}-d), ${dataset.items.length} samples (${dataset.items.length - images} side-files, ${images} images${flip && images ? ', + mirrored' : ''}) in ${dataset.classes.length} classes: ${dataset.classes.join(', ')}`,
+    );
+    const bar = progressBar('features', dataset.items.length, !values.quiet && images > 0);
+    let loaded;
+    try {
+      loaded = loadSamples(dataset.items, {
+        expected: { id: info.id, fingerprint: info.fingerprint, featureDim: info.featureDim },
+        extractImage: imageExtractor(extractor, choice, flip),
+        onProgress: (done) => bar.update(done),
+        onSkip: (file, reason) => say(`\nskipping ${file}: ${reason}`),
+      });
+    } finally {
+      bar.stop();
+      extractor.dispose();
+    }
+    const region = commonRegion(loaded);
+    const samples: TrainSample[] = [];
+    for (const s of loaded) {
+      samples.push({ features: s.features, label: s.item.label, group: s.item.key });
+      if (s.mirror) samples.push({ features: s.mirror, label: s.item.label, group: s.item.key, augmented: true });
+    }
+    const present = new Set(samples.map((s) => s.label));
+    const missing = dataset.classes.filter((_, j) => !present.has(j));
+    if (missing.length > 0) throw new EdgeheadError('BAD_ARGS', `no readable samples for class(es) ${missing.join(', ')}`);
 
-    const features: Float32Array[] = [];
-    const labels: number[] = [];
-    const bar = progressBar('features', dataset.images.length, !values.quiet);
-    let extractMs = 0;
-    dataset.images.forEach((img, i) => {
-      try {
-        const r = extractFeatures(extractor, new Uint8Array(fs.readFileSync(img.file)), choice);
-        features.push(r.features);
-        labels.push(img.label);
-        extractMs += r.timings.decode + r.timings.resize + r.timings.extract;
-      } catch (e) {
-        say(`\nskipping ${img.file}: ${describeError(e)}`);
-      }
-      bar.update(i + 1, `${(extractMs / Math.max(1, features.length)).toFixed(0)} ms/image`);
-    });
-    bar.stop();
-    extractor.dispose();
-    if (new Set(labels).size < 2) throw new EdgeheadError('BAD_ARGS', 'fewer than two classes have readable images');
-
-    const result = await trainSoftmaxHead(features, labels, dataset.classes.length, {
+    let fitBar: ReturnType<typeof progressBar> | undefined; // created at the first step, when the count is known
+    const result = trainHead(samples, dataset.classes.length, {
       ...opts,
-      onEpoch: (e) => {
-        if (e.epoch % 10 === 0) say(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy?.toFixed(3)}` : ''}`);
+      onStep: (done, total, what) => {
+        fitBar ??= progressBar('fit', total, !values.quiet);
+        fitBar.update(done, what);
       },
     });
+    fitBar?.stop();
     const m = result.metrics;
-    const testVectors = makeTestVectors(features.slice(0, nTestVectors), result.kernel, result.bias);
+    const testVectors = makeTestVectors(loaded.slice(0, nTestVectors).map((s) => s.features), result.kernel, result.bias);
     const head = makeHeadFile({
       id,
       version,
       classes: dataset.classes,
-      extractor: { id: extractor.info.id, fingerprint: extractor.info.fingerprint },
+      extractor: { id: info.id, fingerprint: info.fingerprint },
       kernel: result.kernel,
       bias: result.bias,
-      metrics: { ...m, l2: opts.l2, learningRate: opts.learningRate, seed: opts.seed, resize: choice.resize },
+      ...(createdAt ? { createdAt } : {}),
+      metrics: { trainer: 'lbfgs-logistic-v1', ...m, balanced: opts.balanced, flip, seed: opts.seed, resize: choice.resize },
       testVectors,
+      ...(region ? { region } : {}),
     });
     const bytes = writeHeadFile(values.out, head);
-    const acc = m.valAccuracy ?? m.trainAccuracy;
+    const summary =
+      m.cvAccuracy !== null
+        ? `cross-validated accuracy: ${m.cvAccuracy.toFixed(3)} (${m.sampleCount} samples, ${m.folds} folds; l2 ${m.l2}, temperature ${m.temperature.toFixed(3)}, ECE ${m.cvEce!.toFixed(3)})`
+        : `training accuracy: ${m.trainAccuracy.toFixed(3)} (${m.sampleCount} samples; too few per class to cross-validate: l2 ${m.l2}, no temperature)`;
     process.stdout.write(
       [
-        `${m.valAccuracy !== null ? 'validation' : 'training'} accuracy: ${acc.toFixed(3)} (${m.valAccuracy !== null ? m.valCount : m.trainCount} images; train ${m.trainCount}, best epoch ${m.bestEpoch}/${m.epochsRun})`,
+        summary,
         formatConfusion(m.confusion, dataset.classes),
-        `wrote ${values.out}: head ${id} v${version}, ${dataset.classes.length} classes, ${bytes.byteLength} bytes`,
+        `wrote ${values.out}: head ${id} v${version}, ${dataset.classes.length} classes${region ? `, region [${region.join(', ')}]` : ''}, ${bytes.byteLength} bytes`,
       ].join('\n') + '\n',
     );
     return 0;

@@ -25,7 +25,7 @@
 import { performance } from 'node:perf_hooks';
 import mqtt from 'mqtt';
 import { type CommandHandlers, CommandRouter } from '../../agent/commands/command-router';
-import type { CommandReply } from '../../protocol/commands';
+import { COLLECT_DISABLED, type CommandReply } from '../../protocol/commands';
 import { type Clock, systemClock, type TimerHandle } from '../../base/clock';
 import { describeError, EdgeheadError } from '../../base/errors';
 import { sha256Hex } from '../../base/hash';
@@ -442,7 +442,13 @@ export class SimDeviceModel {
 
   private handlers(): CommandHandlers {
     const noShadow = () => new EdgeheadError('BAD_ARGS', 'no head in shadow mode');
+    const noCollect = async (): Promise<never> => {
+      throw new EdgeheadError('BAD_CONFIG', COLLECT_DISABLED); // simulated devices have no frames to keep
+    };
     return {
+      'collect-fetch': noCollect,
+      'collect-ack': noCollect,
+      'collect-status': noCollect,
       capture: async () => this.frame('capture'),
       status: async () => ({ birth: this.birth(), telemetry: this.telemetry(), head: this.headState() }),
       rollback: async () => {

@@ -1,63 +1,80 @@
 /**
- * Trains a Dense head as multinomial logistic (softmax) regression on raw extractor features with tfjs-core's Adam.
- * The problem is convex, so weights start at zero and the only randomness is the seeded shuffle: a seed gives the
- * same kernel on the same backend. Early stopping watches the validation loss and the best weights are returned.
+ * The trainer behind `head train`: a Dense head as class-balanced multinomial logistic regression with L2 on the
+ * kernel (fit.ts, L-BFGS, deterministic), the L2 strength chosen by stratified k-fold cross-validation over a grid
+ * (cv.ts), a refit on all data with the chosen value, and temperature scaling fitted on the out-of-fold logits and
+ * folded into the weights (calibrate.ts). Same samples (in the same order) + same options -> the same weights, bit
+ * for bit. Augmented samples (mirror images) train but are never scored, and share their original's fold.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { EdgeheadError } from '../../base/errors';
-import { prng } from '../../base/prng';
+import { applyTemperature, fitTemperature } from './calibrate';
+import { argmax, assignFolds, crossValidate, type GridScore, groupsPerClass } from './cv';
+import { evaluateRows, softmaxRows } from './eval';
+import { FIT_DEFAULTS, fitLogistic, type FitProblem, logitsOf, sampleWeights } from './fit';
 
-export interface EpochReport {
-  /** 1-based. */
-  epoch: number;
-  /** Mean training loss over the epoch's batches (cross-entropy + L2 penalty). */
-  loss: number;
-  /** Cross-entropy on the validation set (no penalty); absent without a validation set. */
-  valLoss?: number;
-  valAccuracy?: number;
+export { formatConfusion } from './confusion';
+
+export interface TrainSample {
+  features: Float32Array;
+  label: number;
+  /** Fold key: samples with the same group (an image and its mirror) always share a fold. */
+  group: string;
+  /** A derived sample (a mirror image): trained on, never scored. */
+  augmented?: boolean;
 }
 
 export interface TrainOptions {
-  epochs: number;
-  /** Fraction of each class held out for validation, 0..0.9. 0 disables validation (and early stopping). */
-  valSplit: number;
-  /** L2 penalty coefficient on the kernel: loss += l2 * sum(kernel^2). */
-  l2: number;
-  learningRate: number;
-  batchSize: number;
-  /** Stop after this many epochs without a validation-loss improvement; 0 disables early stopping. */
-  patience: number;
-  /** Smallest decrease of the validation loss that counts as an improvement (default 1e-4). */
-  minDelta?: number;
+  /** Candidate L2 strengths (loss += l2 * sum(kernel^2)). */
+  grid: readonly number[];
+  /** A fixed L2 strength instead of choosing one from the grid. */
+  l2?: number;
+  /** At most this many folds; fewer when the smallest class has fewer groups (k = min(maxFolds, smallest)). */
+  maxFolds: number;
+  /** Class-balanced sample weights (each class weighs the same in the loss). */
+  balanced: boolean;
+  /** Temperature scaling on the out-of-fold logits. */
+  calibrate: boolean;
   seed: number;
-  onEpoch?: (e: EpochReport) => void;
+  maxIter: number;
+  gradTol: number;
+  /** Progress of the cross-validation fits and the final fit. */
+  onStep?: (done: number, total: number, info: string) => void;
 }
 
-/**
- * Defaults chosen by 6-fold cross-validation of the whole procedure (split, early stopping, best weights) on 82 real
- * photos in 4 classes with mobilenet_v2_140 features: lr 0.001 reached 0.90 held-out accuracy; lr 0.01 stopped after
- * a handful of epochs on noisy validation loss (0.88-0.89). See docs/training.md.
- */
+/** Half-decades from 1e-4 to 10. */
+export const L2_GRID: readonly number[] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3, 10];
+/** The L2 strength used when there are too few samples per class to cross-validate. */
+export const FALLBACK_L2 = 1e-2;
+
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
-  epochs: 200,
-  valSplit: 0.2,
-  l2: 1e-2,
-  learningRate: 0.001,
-  batchSize: 32,
-  patience: 10,
-  minDelta: 1e-4,
+  grid: L2_GRID,
+  maxFolds: 5,
+  balanced: true,
+  calibrate: true,
   seed: 42,
+  maxIter: FIT_DEFAULTS.maxIter,
+  gradTol: 1e-4,
 };
 
 export interface TrainMetrics {
+  /** Number of folds (0: too few samples per class to cross-validate; l2 fell back, temperature 1). */
+  folds: number;
+  /** Out-of-fold accuracy of the original samples at the chosen l2; null without cross-validation. */
+  cvAccuracy: number | null;
+  /** Out-of-fold expected calibration error after temperature scaling; null without cross-validation. */
+  cvEce: number | null;
+  /** Out-of-fold NLL after temperature scaling; null without cross-validation. */
+  cvNll: number | null;
+  l2: number;
+  temperature: number;
+  /** Every grid value's cross-validation score. */
+  grid: GridScore[];
+  /** Accuracy of the final head on the original samples it was trained on. */
   trainAccuracy: number;
-  valAccuracy: number | null;
-  valLoss: number | null;
-  epochsRun: number;
-  bestEpoch: number;
-  trainCount: number;
-  valCount: number;
-  /** rows = true class, columns = predicted class; on the validation set, or the training set without one. */
+  sampleCount: number;
+  augmentedCount: number;
+  iterations: number;
+  converged: boolean;
+  /** Out-of-fold confusion matrix (rows = true class, columns = predicted); the training set's without CV. */
   confusion: number[][];
 }
 
@@ -67,218 +84,104 @@ export interface TrainResult {
   metrics: TrainMetrics;
 }
 
-
-function shuffle<T>(items: T[], rand: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
-}
-
 function badArgs(message: string): EdgeheadError {
   return new EdgeheadError('BAD_ARGS', message);
 }
 
-/**
- * Splits sample indices into train and validation sets per class. Deterministic for a seed. With valSplit > 0 every
- * class with >= 2 samples gets round(count * valSplit) validation samples, at least 1 and at most count - 1; a class
- * with a single sample stays in training. Both lists are returned in ascending order.
- */
-export function splitStratified(labels: number[], valSplit: number, seed: number): { train: number[]; val: number[] } {
-  if (!(valSplit >= 0 && valSplit <= 0.9)) throw badArgs(`valSplit must be in [0, 0.9], got ${valSplit}`);
-  const byClass = new Map<number, number[]>();
-  labels.forEach((label, i) => {
-    const list = byClass.get(label);
-    if (list) list.push(i);
-    else byClass.set(label, [i]);
-  });
-  const rand = prng(seed);
-  const train: number[] = [];
-  const val: number[] = [];
-  for (const label of [...byClass.keys()].sort((a, b) => a - b)) {
-    const idx = shuffle(byClass.get(label)!, rand);
-    const nVal = valSplit > 0 && idx.length >= 2 ? Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * valSplit))) : 0;
-    val.push(...idx.slice(0, nVal));
-    train.push(...idx.slice(nVal));
-  }
-  return { train: train.sort((a, b) => a - b), val: val.sort((a, b) => a - b) };
-}
-
-function validate(features: Float32Array[], labels: number[], numClasses: number, opts: TrainOptions): number {
+function checkInputs(samples: readonly TrainSample[], numClasses: number, opts: TrainOptions): number {
   if (!Number.isInteger(numClasses) || numClasses < 2) throw badArgs(`numClasses must be an integer >= 2, got ${numClasses}`);
-  if (features.length === 0) throw badArgs('no training samples');
-  if (labels.length !== features.length) throw badArgs(`${features.length} feature vectors but ${labels.length} labels`);
-  const dim = features[0]!.length;
+  if (samples.length === 0) throw badArgs('no training samples');
+  const dim = samples[0]!.features.length;
   if (dim < 1) throw badArgs('feature vectors are empty');
-  features.forEach((f, i) => {
-    if (f.length !== dim) throw badArgs(`feature vector ${i} has ${f.length} values, the first has ${dim}`);
-    for (let j = 0; j < f.length; j++) if (!Number.isFinite(f[j]!)) throw badArgs(`feature vector ${i} has a non-finite value at ${j}`);
-  });
   const counts = new Array<number>(numClasses).fill(0);
-  labels.forEach((l, i) => {
-    if (!Number.isInteger(l) || l < 0 || l >= numClasses) throw badArgs(`label ${i} is ${l}, must be an integer in [0, ${numClasses})`);
-    counts[l]!++;
+  samples.forEach((s, i) => {
+    if (s.features.length !== dim) throw badArgs(`feature vector ${i} has ${s.features.length} values, the first has ${dim}`);
+    for (let j = 0; j < dim; j++) if (!Number.isFinite(s.features[j]!)) throw badArgs(`feature vector ${i} has a non-finite value at ${j}`);
+    if (!Number.isInteger(s.label) || s.label < 0 || s.label >= numClasses) throw badArgs(`label ${i} is ${s.label}, must be an integer in [0, ${numClasses})`);
+    if (!s.augmented) counts[s.label]!++;
   });
   const empty = counts.findIndex((c) => c === 0);
   if (empty >= 0) throw badArgs(`class ${empty} has no training samples`);
-  const intAtLeast = (name: string, v: number, min: number) => {
-    if (!Number.isInteger(v) || v < min) throw badArgs(`${name} must be an integer >= ${min}, got ${v}`);
-  };
-  intAtLeast('epochs', opts.epochs, 1);
-  intAtLeast('batchSize', opts.batchSize, 1);
-  intAtLeast('patience', opts.patience, 0);
-  if (!(opts.learningRate > 0 && Number.isFinite(opts.learningRate))) throw badArgs(`learningRate must be > 0, got ${opts.learningRate}`);
-  if (!(opts.l2 >= 0 && Number.isFinite(opts.l2))) throw badArgs(`l2 must be >= 0, got ${opts.l2}`);
-  if (opts.minDelta !== undefined && !(opts.minDelta >= 0)) throw badArgs(`minDelta must be >= 0, got ${opts.minDelta}`);
+  if (opts.grid.length === 0 && opts.l2 === undefined) throw badArgs('the l2 grid is empty');
+  for (const v of [...opts.grid, ...(opts.l2 === undefined ? [] : [opts.l2])]) if (!(v >= 0 && Number.isFinite(v))) throw badArgs(`l2 must be >= 0, got ${v}`);
+  if (!Number.isInteger(opts.maxFolds) || opts.maxFolds < 2) throw badArgs(`maxFolds must be an integer >= 2, got ${opts.maxFolds}`);
+  if (!Number.isInteger(opts.maxIter) || opts.maxIter < 1) throw badArgs(`maxIter must be an integer >= 1, got ${opts.maxIter}`);
   return dim;
 }
 
-/** Mean softmax cross-entropy and predicted classes for a set, with the given weights. Disposes everything. */
-function evaluate(x: tf.Tensor2D, y: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): { loss: number; predicted: Int32Array } {
-  return tf.tidy(() => {
-    const logp = tf.logSoftmax(tf.add(tf.matMul(x, w), b));
-    const loss = tf.div(tf.neg(tf.sum(tf.mul(y, logp))), x.shape[0]).dataSync()[0]!;
-    const predicted = tf.argMax(logp, 1).dataSync() as Int32Array;
-    return { loss, predicted };
-  });
-}
+export function trainHead(samples: readonly TrainSample[], numClasses: number, opts: TrainOptions): TrainResult {
+  const dim = checkInputs(samples, numClasses, opts);
+  const c = numClasses;
+  const n = samples.length;
+  const x = new Float32Array(n * dim);
+  samples.forEach((s, i) => x.set(s.features, i * dim));
+  const labels = Int32Array.from(samples, (s) => s.label);
+  const augmented = samples.map((s) => s.augmented === true);
+  const groups = samples.map((s) => s.group);
+  const problem: FitProblem = { x, n, dim, numClasses: c, labels, weights: sampleWeights(labels, c, opts.balanced) };
+  const fitOpts = { maxIter: opts.maxIter, gradTol: opts.gradTol };
 
-function accuracy(predicted: Int32Array, labels: number[]): number {
-  let hits = 0;
-  predicted.forEach((p, i) => (hits += p === labels[i] ? 1 : 0));
-  return labels.length === 0 ? 0 : hits / labels.length;
-}
-
-export async function trainSoftmaxHead(features: Float32Array[], labels: number[], numClasses: number, opts: TrainOptions): Promise<TrainResult> {
-  const dim = validate(features, labels, numClasses, opts);
-  const minDelta = opts.minDelta ?? 1e-4;
-  const { train, val } = splitStratified(labels, opts.valSplit, opts.seed);
-  const rand = prng(opts.seed ^ 0x9e3779b9);
-  const trainLabels = train.map((i) => labels[i]!);
-  const valLabels = val.map((i) => labels[i]!);
-
-  const stack = (idx: number[]): tf.Tensor2D => {
-    const flat = new Float32Array(idx.length * dim);
-    idx.forEach((s, r) => flat.set(features[s]!, r * dim));
-    return tf.tensor2d(flat, [idx.length, dim]);
-  };
-  const oneHot = (ls: number[]): tf.Tensor2D => tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(ls, 'int32'), numClasses), 'float32') as tf.Tensor2D);
-
-  const xTrain = stack(train);
-  const yTrain = oneHot(trainLabels);
-  const xVal = val.length > 0 ? stack(val) : null;
-  const yVal = val.length > 0 ? oneHot(valLabels) : null;
-  // Inside tidy so the zero tensors the variables start from are released (a variable does not own them).
-  const w = tf.tidy(() => tf.variable(tf.zeros([dim, numClasses]), true));
-  const b = tf.tidy(() => tf.variable(tf.zeros([numClasses]), true));
-  const optimizer = tf.train.adam(opts.learningRate);
-
-  let bestKernel: Float32Array = new Float32Array(dim * numClasses);
-  let bestBias: Float32Array = new Float32Array(numClasses);
-  let bestLoss = Infinity;
-  let bestEpoch = 0;
-  let epochsRun = 0;
-  try {
-    const order = train.map((_, i) => i);
-    for (let epoch = 1; epoch <= opts.epochs; epoch++) {
-      shuffle(order, rand);
-      let lossSum = 0;
-      let batches = 0;
-      for (let start = 0; start < order.length; start += opts.batchSize) {
-        const batch = order.slice(start, start + opts.batchSize);
-        const cost = tf.tidy(() => {
-          const idx = tf.tensor1d(batch, 'int32');
-          const xb = tf.gather(xTrain, idx);
-          const yb = tf.gather(yTrain, idx);
-          // Analytic gradients of mean softmax cross-entropy + l2 * sum(W^2): no autodiff (the Node bundle of
-          // tfjs-core registers no gradients), exact, and cheaper.
-          const logp = tf.logSoftmax(tf.add(tf.matMul(xb, w), b));
-          const ce = tf.div(tf.neg(tf.sum(tf.mul(yb, logp))), batch.length);
-          const loss = opts.l2 > 0 ? tf.add(ce, tf.mul(opts.l2, tf.sum(tf.square(w)))) : ce;
-          const dLogits = tf.div(tf.sub(tf.exp(logp), yb), batch.length);
-          const gradW = tf.matMul(xb, dLogits, true, false);
-          optimizer.applyGradients([
-            { name: w.name, tensor: opts.l2 > 0 ? tf.add(gradW, tf.mul(2 * opts.l2, w)) : gradW },
-            { name: b.name, tensor: tf.sum(dLogits, 0) },
-          ]);
-          return loss as tf.Scalar;
-        });
-        lossSum += cost.dataSync()[0]!;
-        cost.dispose();
-        batches++;
-      }
-      epochsRun = epoch;
-      const report: EpochReport = { epoch, loss: lossSum / batches };
-      let improved: boolean;
-      if (xVal && yVal) {
-        const { loss, predicted } = evaluate(xVal, yVal, w, b);
-        report.valLoss = loss;
-        report.valAccuracy = accuracy(predicted, valLabels);
-        improved = loss < bestLoss - minDelta;
-        if (improved) bestLoss = loss;
-      } else {
-        improved = true; // no validation set: keep the latest weights
-      }
-      if (improved) {
-        bestKernel = w.dataSync().slice() as Float32Array;
-        bestBias = b.dataSync().slice() as Float32Array;
-        bestEpoch = epoch;
-      }
-      opts.onEpoch?.(report);
-      if (xVal && opts.patience > 0 && epoch - bestEpoch >= opts.patience) break;
-      // Let the event loop breathe (MQTT keep-alives, signals) between epochs.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-
-    const kw = tf.tensor2d(bestKernel, [dim, numClasses]);
-    const kb = tf.tensor1d(bestBias);
-    const finalTrain = evaluate(xTrain, yTrain, kw, kb);
-    const finalVal = xVal && yVal ? evaluate(xVal, yVal, kw, kb) : null;
-    kw.dispose();
-    kb.dispose();
-    const confusionSet = finalVal ? { predicted: finalVal.predicted, labels: valLabels } : { predicted: finalTrain.predicted, labels: trainLabels };
-    const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
-    confusionSet.labels.forEach((t, i) => confusion[t]![confusionSet.predicted[i]!]!++);
-    return {
-      kernel: bestKernel,
-      bias: bestBias,
-      metrics: {
-        trainAccuracy: accuracy(finalTrain.predicted, trainLabels),
-        valAccuracy: finalVal ? accuracy(finalVal.predicted, valLabels) : null,
-        valLoss: finalVal ? finalVal.loss : null,
-        epochsRun,
-        bestEpoch,
-        trainCount: train.length,
-        valCount: val.length,
-        confusion,
-      },
-    };
-  } finally {
-    optimizer.dispose();
-    w.dispose();
-    b.dispose();
-    xTrain.dispose();
-    yTrain.dispose();
-    xVal?.dispose();
-    yVal?.dispose();
+  const k = Math.min(opts.maxFolds, ...groupsPerClass(groups, labels, c));
+  const grid = opts.l2 !== undefined ? [opts.l2] : opts.grid;
+  const totalSteps = (k >= 2 ? k * grid.length : 0) + 1;
+  let l2 = opts.l2 ?? FALLBACK_L2;
+  let temperature = 1;
+  let cv: ReturnType<typeof crossValidate> | null = null;
+  if (k >= 2) {
+    const folds = assignFolds(groups, labels, k, opts.seed);
+    cv = crossValidate(problem, augmented, folds, k, { ...fitOpts, grid, balanced: opts.balanced, onStep: (d, _t, info) => opts.onStep?.(d, totalSteps, info) });
+    const best = cv.scores[cv.best]!;
+    l2 = best.l2;
+    if (opts.calibrate) temperature = fitTemperature(cv.oofLogits[cv.best]!, Array.from(cv.rows, (i) => labels[i]!), c);
   }
-}
+  const fit = fitLogistic(problem, { ...fitOpts, l2 });
+  opts.onStep?.(totalSteps, totalSteps, `final fit, l2 ${l2}`);
+  const params = temperature === 1 ? fit.params : applyTemperature(fit.params, temperature);
+  const kernel = Float32Array.from(params.subarray(0, dim * c));
+  const bias = Float32Array.from(params.subarray(dim * c));
 
-/** An aligned text table of a confusion matrix (rows = true class, columns = predicted), with per-class recall. */
-export function formatConfusion(confusion: number[][], classes: string[]): string {
-  const clip = (s: string) => (s.length > 16 ? s.slice(0, 15) + '…' : s);
-  const names = classes.map(clip);
-  const corner = 'true \\ predicted';
-  const firstWidth = Math.max(corner.length, ...names.map((n) => n.length));
-  const cells = confusion.map((row) => row.map(String));
-  const recall = confusion.map((row, i) => {
-    const total = row.reduce((a, v) => a + v, 0);
-    return total === 0 ? '-' : `${((100 * (row[i] ?? 0)) / total).toFixed(1)}%`;
-  });
-  const colWidth = names.map((n, j) => Math.max(n.length, ...cells.map((r) => (r[j] ?? '').length)));
-  const recallWidth = Math.max('recall'.length, ...recall.map((r) => r.length));
-  const line = (first: string, cols: string[], last: string) =>
-    [first.padEnd(firstWidth), ...cols.map((c, j) => c.padStart(colWidth[j]!)), last.padStart(recallWidth)].join('  ').trimEnd();
-  return [line(corner, names, 'recall'), ...cells.map((r, i) => line(names[i] ?? String(i), r, recall[i]!))].join('\n');
+  const originals: number[] = [];
+  for (let i = 0; i < n; i++) if (!augmented[i]) originals.push(i);
+  const trainLogits = logitsOf(params, x, n, dim, c);
+  let trainHits = 0;
+  for (const i of originals) trainHits += argmax(trainLogits, i * c, c) === labels[i] ? 1 : 0;
+
+  let confusion: number[][];
+  let cvAccuracy: number | null = null;
+  let cvEce: number | null = null;
+  let cvNll: number | null = null;
+  if (cv) {
+    const z = cv.oofLogits[cv.best]!.map((v) => v / temperature);
+    const probs = softmaxRows(z, c);
+    const report = evaluateRows(
+      Array.from({ length: c }, (_, j) => String(j)),
+      Array.from(cv.rows, (i, r) => ({ file: String(i), label: labels[i]!, probs: probs.subarray(r * c, (r + 1) * c) })),
+    );
+    confusion = report.confusion;
+    cvAccuracy = report.accuracy;
+    cvEce = report.ece;
+    cvNll = opts.calibrate ? cv.scores[cv.best]!.nll : cv.scores[cv.best]!.rawNll;
+  } else {
+    confusion = Array.from({ length: c }, () => new Array<number>(c).fill(0));
+    for (const i of originals) confusion[labels[i]!]![argmax(trainLogits, i * c, c)]!++;
+  }
+  return {
+    kernel,
+    bias,
+    metrics: {
+      folds: k >= 2 ? k : 0,
+      cvAccuracy,
+      cvEce,
+      cvNll,
+      l2,
+      temperature,
+      grid: cv ? cv.scores : [],
+      trainAccuracy: originals.length ? trainHits / originals.length : 0,
+      sampleCount: originals.length,
+      augmentedCount: n - originals.length,
+      iterations: fit.iterations,
+      converged: fit.converged,
+      confusion,
+    },
+  };
 }

@@ -113,6 +113,8 @@ export function makeHeadFile(input: {
   metrics?: Record<string, unknown>;
   testVectors?: TestVector[];
   shadow?: HeadManifest['shadow'];
+  /** The region of interest the head was trained on (preprocess.region); the device crops to it. */
+  region?: HeadManifest['region'];
 }): HeadFile {
   const numClasses = input.classes.length;
   const featureDim = numClasses > 0 ? Math.floor(input.kernel.length / numClasses) : 0;
@@ -130,6 +132,7 @@ export function makeHeadFile(input: {
   if (input.metrics !== undefined) manifest.metrics = input.metrics;
   if (input.testVectors !== undefined) manifest.testVectors = input.testVectors;
   if (input.shadow !== undefined) manifest.shadow = input.shadow;
+  if (input.region !== undefined) manifest.region = [...input.region];
   const head: HeadFile = { manifest, kernel: input.kernel, bias: input.bias };
   manifest.sha256 = headSha256(head);
   validateManifest(manifest);

@@ -11,6 +11,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { EdgeheadError } from '../../base/errors';
+import type { Region } from '../dataset';
 import { ID_PATTERN, ID_RULE } from '../patterns';
 import { schemaErrors } from '../validate';
 
@@ -146,6 +147,21 @@ export const HeadManifestSchema = Type.Object(
         { description: 'Shadow-mode request: run beside the active head before taking over.' },
       ),
     ),
+    region: Type.Optional(
+      Type.Tuple(
+        [
+          Type.Number({ minimum: 0, maximum: 1, errorMessage: 'must be a number in [0, 1]', description: 'x: the left edge, a fraction of the frame width.' }),
+          Type.Number({ minimum: 0, maximum: 1, errorMessage: 'must be a number in [0, 1]', description: 'y: the top edge, a fraction of the frame height.' }),
+          Type.Number({ exclusiveMinimum: 0, maximum: 1, errorMessage: 'must be a number in (0, 1]', description: 'w: the width, a fraction of the frame width.' }),
+          Type.Number({ exclusiveMinimum: 0, maximum: 1, errorMessage: 'must be a number in (0, 1]', description: 'h: the height, a fraction of the frame height.' }),
+        ],
+        {
+          errorMessage: 'must be [x, y, w, h]: an array of 4 numbers',
+          description:
+            'Optional region of interest the head was trained on: [x, y, w, h] as fractions of the frame (x + w <= 1, y + h <= 1). While the head is active a device crops its frames to this region instead of its own preprocess.region (docs/preprocessing.md). The same shape as protocol/dataset.ts RegionSchema.',
+        },
+      ),
+    ),
     signature: Type.Optional(HeadSignatureSchema),
   },
   { description: 'The JSON manifest of a head file. Unknown keys are accepted, preserved and signed.' },
@@ -218,7 +234,22 @@ function checkJsonTree(v: unknown, path: string, depth: number, errors: string[]
   errors.push(`${path}: a ${typeof v} is not JSON`);
 }
 
-/** The field checks a schema cannot express on one value: distinct classes, dates the calendar has. */
+/**
+ * What is wrong with a region whose four numbers are each in range but which reaches past the frame (x + w > 1 or
+ * y + h > 1); undefined when it fits, or is not a 4-number array (the schema reports that). Shared with the config's
+ * preprocess.region check. A hair of float rounding (1e-9) is tolerated: 0.7 + 0.3 is 1.0000000000000002.
+ */
+export function regionOutside(region: unknown): string | undefined {
+  if (!Array.isArray(region) || region.length !== 4 || !region.every((v) => typeof v === 'number')) return undefined;
+  const [x, y, w, h] = region as Region;
+  const over: string[] = [];
+  if (x + w > 1 + 1e-9) over.push(`x + w = ${+(x + w).toFixed(6)}`);
+  if (y + h > 1 + 1e-9) over.push(`y + h = ${+(y + h).toFixed(6)}`);
+  return over.length ? `must lie inside the frame: ${over.join(' and ')} > 1 (got ${JSON.stringify(region)})` : undefined;
+}
+
+/** The field checks a schema cannot express on one value: distinct classes, dates the calendar has, a region inside
+ * the frame. */
 function fieldErrors(m: Obj): string[] {
   const errors: string[] = [];
   if (Array.isArray(m.classes)) {
@@ -235,6 +266,8 @@ function fieldErrors(m: Obj): string[] {
     const v = m[key];
     if (typeof v === 'string' && ISO_RE.test(v) && !isRealDate(v)) errors.push(`manifest.${key}: ${ISO_RULE} (got ${JSON.stringify(v)})`);
   }
+  const region = regionOutside(m.region);
+  if (region) errors.push(`manifest.region: ${region}`);
   return errors;
 }
 

@@ -13,7 +13,7 @@ export async function trainLandSeaHead(out: string, opts: { id?: string; version
   for (const c of fs.readdirSync(SAMPLES).filter((c) => fs.statSync(path.join(SAMPLES, c)).isDirectory())) {
     for (const f of fs.readdirSync(path.join(SAMPLES, c))) fs.symlinkSync(path.join(SAMPLES, c, f), path.join(data, c === 'fish' ? 'sea' : 'land', `${c}-${f}`));
   }
-  const r = await runCli(['head', 'train', '--data', data, '--out', out, '--val-split', '0', '--epochs', '40', '--quiet', '--id', opts.id ?? 'landsea', '--version', String(opts.version ?? 1), '--seed', String(opts.seed ?? 1)]);
+  const r = await runCli(['head', 'train', '--data', data, '--out', out, '--quiet', '--id', opts.id ?? 'landsea', '--version', String(opts.version ?? 1), '--seed', String(opts.seed ?? 1)]);
   if (r.code !== 0) throw new Error(`head train failed: ${r.stderr}`);
   return new Uint8Array(fs.readFileSync(out));
 }

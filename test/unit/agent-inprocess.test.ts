@@ -134,7 +134,7 @@ test('bad commands are answered with a reason and change nothing', async () => {
   assert.equal(noId.id, null);
   const unknown = await command({ id: 7, cmd: 'reboot' });
   assert.deepEqual([unknown.id, unknown.ok], ['7', false]);
-  assert.match(String(unknown.error), /unknown command "reboot" \(known: allow, capture, discard, pause, promote, resume, rollback, shadow, snapshot, status\)/);
+  assert.match(String(unknown.error), /unknown command "reboot" \(known: allow, capture, collect-ack, collect-fetch, collect-status, discard, pause, promote, resume, rollback, shadow, snapshot, status\)/);
   const badArgs = await command({ id: 'a', cmd: 'shadow', args: { frames: 0 } });
   assert.match(String(badArgs.error), /^shadow: args\.frames: must be >= 1/);
   const status = await command({ id: 's', cmd: 'status' });

@@ -31,6 +31,9 @@ function router(over: Partial<CommandHandlers> = {}): { r: CommandRouter; calls:
     pause: async (args) => void calls.push(['pause', args]),
     resume: async (args) => void calls.push(['resume', args]),
     snapshot: async (args) => void calls.push(['snapshot', args]),
+    'collect-fetch': async (args) => void calls.push(['collect-fetch', args]),
+    'collect-ack': async (args) => void calls.push(['collect-ack', args]),
+    'collect-status': async (args) => void calls.push(['collect-status', args]),
     shadow: async (args) => {
       calls.push(['shadow', args]);
       return { frames: args.frames };
@@ -132,7 +135,7 @@ test('an unknown command: an error reply naming it and the known ones, no handle
   const reply = await handle(req({ id: 'u', cmd: 'reboot', args: {} }));
   assert.equal(reply.id, 'u');
   assert.equal(reply.ok, false);
-  assert.match(reply.error ?? '', /unknown command "reboot" \(known: allow, capture, discard, pause, promote, resume, rollback, shadow, snapshot, status\)/);
+  assert.match(reply.error ?? '', /unknown command "reboot" \(known: allow, capture, collect-ack, collect-fetch, collect-status, discard, pause, promote, resume, rollback, shadow, snapshot, status\)/);
   for (const cmd of ['STATUS', 'constructor', 'toString', 'hasOwnProperty', '__proto__', '']) {
     const r = await handle(req({ id: 'p', cmd }));
     assert.equal(r.ok, false, cmd);

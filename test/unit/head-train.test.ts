@@ -1,19 +1,21 @@
-import { test, describe, before } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import { EdgeheadError } from '../../base/errors';
 import { prng } from '../../base/prng';
-import { DEFAULT_TRAIN_OPTIONS, formatConfusion, splitStratified, trainSoftmaxHead, type TrainOptions } from '../../operator/training/train';
-import { decodeHead, encodeHead, makeHeadFile } from '../../protocol/head/format';
-import { DenseHead } from '../../agent/inference/dense-head';
+import { FIT_DEFAULTS, fitLogistic, type FitProblem, logitsOf, objective, sampleWeights } from '../../operator/training/fit';
+import { applyTemperature, fitTemperature, temperatureNll } from '../../operator/training/calibrate';
+import { assignFolds, groupsPerClass } from '../../operator/training/cv';
+import { DEFAULT_TRAIN_OPTIONS, formatConfusion, L2_GRID, trainHead, type TrainSample } from '../../operator/training/train';
+import { encodeHead, makeHeadFile } from '../../protocol/head/format';
 
+function gaussian(rand: () => number): () => number {
+  return () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
 
-/** Gaussian clusters: `classes` centres in `dim`-d space, unit noise. Non-negative-ish like ReLU6 features. */
+/** Gaussian clusters: `classes` centres in `dim`-d space (spread apart by `spread`), unit noise. */
 function clusters(classes: number, perClass: number, dim: number, seed: number, spread = 3): { features: Float32Array[]; labels: number[] } {
-  const rand = prng(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const gauss = gaussian(prng(seed));
   const centres = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => 2 + spread * gauss()));
   const features: Float32Array[] = [];
   const labels: number[] = [];
@@ -26,159 +28,249 @@ function clusters(classes: number, perClass: number, dim: number, seed: number, 
   return { features, labels };
 }
 
-const FAST: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, epochs: 60, patience: 0 };
+function problemOf(features: Float32Array[], labels: number[], numClasses: number, balanced = false): FitProblem {
+  const dim = features[0]!.length;
+  const x = new Float32Array(features.length * dim);
+  features.forEach((f, i) => x.set(f, i * dim));
+  const l = Int32Array.from(labels);
+  return { x, n: features.length, dim, numClasses, labels: l, weights: sampleWeights(l, numClasses, balanced) };
+}
 
-describe('splitStratified', () => {
-  test('deterministic for a seed, stratified, disjoint and complete', () => {
-    const labels = [...Array(10).fill(0), ...Array(20).fill(1), ...Array(5).fill(2), 3, ...Array(2).fill(4)];
-    const a = splitStratified(labels, 0.2, 7);
-    assert.deepEqual(splitStratified(labels, 0.2, 7), a);
-    assert.notDeepEqual(splitStratified(labels, 0.2, 8), a);
-    assert.deepEqual([...a.train, ...a.val].sort((x, y) => x - y), labels.map((_, i) => i));
-    const valCount = (c: number) => a.val.filter((i) => labels[i] === c).length;
-    assert.deepEqual([0, 1, 2, 3, 4].map(valCount), [2, 4, 1, 0, 1]);
-    assert.ok(a.train.some((i) => labels[i] === 4), 'a 2-sample class keeps one training sample');
+/** The gradient of the loss in plain float64, written independently of fit.ts. */
+function referenceGradient(p: FitProblem, params: Float64Array, l2: number): Float64Array {
+  const { dim: D, numClasses: C, n: N } = p;
+  const g = new Float64Array(params.length);
+  const wsum = p.weights.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < N; i++) {
+    const z = Array.from({ length: C }, (_, j) => params[D * C + j]! + Array.from({ length: D }, (_, d) => p.x[i * D + d]! * params[d * C + j]!).reduce((a, b) => a + b, 0));
+    const m = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b);
+    for (let j = 0; j < C; j++) {
+      const delta = ((e[j]! / s - (p.labels[i] === j ? 1 : 0)) * p.weights[i]!) / wsum;
+      g[D * C + j]! += delta;
+      for (let d = 0; d < D; d++) g[d * C + j]! += p.x[i * D + d]! * delta;
+    }
+  }
+  for (let k = 0; k < D * C; k++) g[k]! += 2 * l2 * params[k]!;
+  return g;
+}
+
+const maxAbs = (a: ArrayLike<number>) => Math.max(...Array.from(a, Math.abs));
+
+describe('fitLogistic (L-BFGS)', () => {
+  test('matches the known solution of a tiny symmetric problem', () => {
+    // x = +1 -> class 0, x = -1 -> class 1, l2 = 0.25. With d = w0 - w1 the loss is log(1 + e^-d) + l2 d^2 / 2, so at
+    // the optimum sigmoid(-d) = l2 d, w0 = -w1 = d / 2 and the bias is 0.
+    const l2 = 0.25;
+    let lo = 0;
+    let hi = 4;
+    for (let k = 0; k < 200; k++) {
+      const mid = (lo + hi) / 2;
+      if (1 / (1 + Math.exp(mid)) > l2 * mid) lo = mid;
+      else hi = mid;
+    }
+    const d = (lo + hi) / 2;
+    const p = problemOf([Float32Array.of(1), Float32Array.of(-1)], [0, 1], 2);
+    const r = fitLogistic(p, { l2, gradTol: 1e-10 });
+    assert.ok(r.converged);
+    assert.ok(Math.abs(r.params[0]! - d / 2) < 1e-8, `w0 ${r.params[0]} vs ${d / 2}`);
+    assert.ok(Math.abs(r.params[1]! + d / 2) < 1e-8, `w1 ${r.params[1]} vs ${-d / 2}`);
+    assert.ok(maxAbs(r.params.subarray(2)) < 1e-8, `bias ${r.params.subarray(2)}`);
   });
 
-  test('valSplit 0 puts everything in training; out-of-range valSplit is refused', () => {
-    assert.deepEqual(splitStratified([0, 0, 1, 1], 0, 1), { train: [0, 1, 2, 3], val: [] });
-    assert.throws(() => splitStratified([0, 1], 0.95, 1), EdgeheadError);
-    assert.throws(() => splitStratified([0, 1], -0.1, 1), EdgeheadError);
+  test('the analytic gradient matches an independent float64 reference', () => {
+    const { features, labels } = clusters(3, 5, 4, 3);
+    const p = problemOf(features, labels, 3, true);
+    p.weights[0] = 3; // unequal weights
+    const rand = prng(9);
+    const params = Float64Array.from({ length: 4 * 3 + 3 }, () => rand() - 0.5);
+    const g = new Float64Array(params.length);
+    objective(p, params, 0.1, g);
+    const ref = referenceGradient(p, params, 0.1);
+    g.forEach((v, i) => assert.ok(Math.abs(v - ref[i]!) < 1e-12, `component ${i}: ${v} vs ${ref[i]}`));
   });
 
-  test('tiny valSplit still gives every class with >= 2 samples a validation sample', () => {
-    const labels = [0, 0, 0, 1, 1, 2];
-    const { val } = splitStratified(labels, 0.01, 3);
-    assert.deepEqual(val.map((i) => labels[i]).sort(), [0, 1]);
+  test('non-separable data: the loss never increases and the fit ends at a zero gradient', () => {
+    const { features, labels } = clusters(4, 30, 8, 21, 0.7); // overlapping clusters
+    const p = problemOf(features, labels, 4, true);
+    const r = fitLogistic(p, { l2: 1e-3, gradTol: 1e-8 });
+    assert.ok(r.converged, `not converged after ${r.iterations} iterations`);
+    for (let i = 1; i < r.history.length; i++) assert.ok(r.history[i]! <= r.history[i - 1]!, `loss rose at iteration ${i}`);
+    assert.ok(r.history[r.history.length - 1]! < r.history[0]! * 0.9);
+    assert.ok(maxAbs(referenceGradient(p, r.params, 1e-3)) < 1e-6);
+    const z = logitsOf(r.params, p.x, p.n, p.dim, 4);
+    let hits = 0;
+    labels.forEach((y, i) => (hits += [0, 1, 2, 3].reduce((b, j) => (z[i * 4 + j]! > z[i * 4 + b]! ? j : b), 0) === y ? 1 : 0));
+    assert.ok(hits / labels.length < 1, 'the clusters were meant to overlap');
+  });
+
+  test('separable data with tiny l2: every training sample right, converged within the iteration budget', () => {
+    const { features, labels } = clusters(3, 20, 16, 5);
+    const p = problemOf(features, labels, 3);
+    const r = fitLogistic(p, { l2: 1e-4 });
+    assert.ok(r.converged && r.iterations < FIT_DEFAULTS.maxIter);
+    const z = logitsOf(r.params, p.x, p.n, p.dim, 3);
+    labels.forEach((y, i) => assert.equal([0, 1, 2].reduce((b, j) => (z[i * 3 + j]! > z[i * 3 + b]! ? j : b), 0), y));
+  });
+
+  test('a warm start reaches the same optimum', () => {
+    const { features, labels } = clusters(3, 10, 6, 8, 1);
+    const p = problemOf(features, labels, 3);
+    const cold = fitLogistic(p, { l2: 0.05, gradTol: 1e-10 });
+    const warm = fitLogistic(p, { l2: 0.05, gradTol: 1e-10, init: fitLogistic(p, { l2: 1 }).params });
+    cold.params.forEach((v, i) => assert.ok(Math.abs(v - warm.params[i]!) < 1e-6));
+  });
+
+  test('class-balanced weights: each class sums to n / classes', () => {
+    const w = sampleWeights([0, 0, 0, 1], 2, true);
+    assert.deepEqual(Array.from(w), [2 / 3, 2 / 3, 2 / 3, 2]);
+    assert.deepEqual(Array.from(sampleWeights([0, 0, 0, 1], 2, false)), [1, 1, 1, 1]);
   });
 });
 
-describe('trainSoftmaxHead', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
+describe('temperature scaling', () => {
+  test('recovers the over-confidence of scaled logits and lowers the NLL', () => {
+    const rand = prng(4);
+    const gauss = gaussian(rand);
+    const n = 2000;
+    const c = 3;
+    const logits = new Float64Array(n * c);
+    const labels: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const z = [gauss(), gauss(), gauss()];
+      const e = z.map(Math.exp);
+      const s = e.reduce((a, b) => a + b);
+      let u = rand() * s;
+      let y = 0;
+      while (u > e[y]! && y < c - 1) u -= e[y++]!;
+      labels.push(y); // drawn from softmax(z): z are calibrated logits
+      z.forEach((v, j) => (logits[i * c + j] = 4 * v)); // ... shown 4x over-confident
+    }
+    const t = fitTemperature(logits, labels, c);
+    assert.ok(t > 3 && t < 5, `temperature ${t}`);
+    assert.ok(temperatureNll(logits, labels, c, t) < temperatureNll(logits, labels, c, 1));
+    const scaled = applyTemperature(Float64Array.of(4, -2), 2);
+    assert.deepEqual(Array.from(scaled), [2, -1]);
   });
 
-  test('separable 4-class clusters in 32-d reach >= 0.95 validation accuracy; no tensors leak', async () => {
-    const { features, labels } = clusters(4, 60, 32, 11);
-    const before = tf.memory().numTensors;
-    const reports: number[] = [];
-    const r = await trainSoftmaxHead(features, labels, 4, { ...FAST, onEpoch: (e) => reports.push(e.epoch) });
-    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-    assert.ok(r.metrics.valAccuracy! >= 0.95, `val accuracy ${r.metrics.valAccuracy}`);
-    assert.ok(r.metrics.trainAccuracy >= 0.95);
-    assert.equal(r.metrics.trainCount + r.metrics.valCount, 240);
-    assert.equal(r.metrics.valCount, 48);
-    assert.equal(r.kernel.length, 32 * 4);
-    assert.equal(r.bias.length, 4);
-    assert.deepEqual(reports, Array.from({ length: r.metrics.epochsRun }, (_, i) => i + 1));
-    // confusion: rows true, columns predicted, over the validation set
-    const total = r.metrics.confusion.flat().reduce((a, b) => a + b, 0);
-    assert.equal(total, r.metrics.valCount);
-    r.metrics.confusion.forEach((row) => assert.equal(row.reduce((a, b) => a + b, 0), 12));
-    const diagonal = r.metrics.confusion.reduce((a, row, i) => a + row[i]!, 0);
-    assert.ok(Math.abs(diagonal / r.metrics.valCount - r.metrics.valAccuracy!) < 1e-12);
+  test('no rows -> temperature 1', () => {
+    assert.equal(fitTemperature(new Float64Array(0), [], 3), 1);
   });
+});
 
-  test('deterministic: the same seed gives a bit-identical kernel, another seed does not', async () => {
-    const { features, labels } = clusters(3, 30, 16, 5);
-    const opts = { ...FAST, epochs: 15 };
-    const a = await trainSoftmaxHead(features, labels, 3, opts);
-    const b = await trainSoftmaxHead(features, labels, 3, opts);
-    assert.deepEqual(new Uint8Array(b.kernel.buffer), new Uint8Array(a.kernel.buffer));
-    assert.deepEqual(b.bias, a.bias);
-    assert.deepEqual(b.metrics, a.metrics);
-    const c = await trainSoftmaxHead(features, labels, 3, { ...opts, seed: 43 });
-    assert.notDeepEqual(c.kernel, a.kernel);
-  });
-
-  test('early stopping: stops after `patience` epochs without improvement and returns the best weights', async () => {
-    const { features, labels } = clusters(4, 40, 32, 21, 4);
-    const valLosses: number[] = [];
-    const r = await trainSoftmaxHead(features, labels, 4, {
-      ...DEFAULT_TRAIN_OPTIONS,
-      epochs: 500,
-      patience: 3,
-      learningRate: 0.05,
-      onEpoch: (e) => valLosses.push(e.valLoss!),
-    });
-    assert.ok(r.metrics.epochsRun < 500, `ran all ${r.metrics.epochsRun} epochs`);
-    assert.equal(r.metrics.epochsRun - r.metrics.bestEpoch, 3);
-    assert.equal(valLosses.length, r.metrics.epochsRun);
-    // The reported val loss is the one of the best epoch, i.e. the weights were restored.
-    assert.ok(Math.abs(r.metrics.valLoss! - valLosses[r.metrics.bestEpoch - 1]!) < 1e-6, `${r.metrics.valLoss} vs ${valLosses[r.metrics.bestEpoch - 1]}`);
-    assert.ok(r.metrics.valLoss! <= Math.min(...valLosses) + 1e-4);
-  });
-
-  test('converges to the optimum of mean cross-entropy + l2 * sum(kernel^2) (gradient checked in float64)', async () => {
-    const rand = prng(5);
-    const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const [D, C, N, l2] = [4, 3, 30, 0.05];
-    const features = Array.from({ length: N }, (_, i) => Float32Array.from({ length: D }, (_, d) => gauss() + (d === i % C ? 1 : 0)));
-    const labels = features.map((_, i) => i % C);
-    const r = await trainSoftmaxHead(features, labels, C, { ...DEFAULT_TRAIN_OPTIONS, valSplit: 0, batchSize: N, epochs: 1000, learningRate: 0.05, l2 });
-    const gW = new Float64Array(D * C);
-    const gb = new Float64Array(C);
-    features.forEach((x, i) => {
-      const z = Array.from({ length: C }, (_, j) => r.bias[j]! + x.reduce((s, xd, d) => s + xd * r.kernel[d * C + j]!, 0));
-      const m = Math.max(...z);
-      const e = z.map((v) => Math.exp(v - m));
-      const sum = e.reduce((a, b) => a + b);
-      for (let j = 0; j < C; j++) {
-        const delta = e[j]! / sum - (labels[i] === j ? 1 : 0);
-        gb[j]! += delta / N;
-        for (let d = 0; d < D; d++) gW[d * C + j]! += (x[d]! * delta) / N;
+describe('folds', () => {
+  test('stratified, a group (image + mirror) never split, independent of input order, seeded', () => {
+    const keys: string[] = [];
+    const labels: number[] = [];
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < 7 + c; i++) {
+        keys.push(`c${c}/img${i}.jpg`, `c${c}/img${i}.jpg`); // original and mirror
+        labels.push(c, c);
       }
-    });
-    for (let k = 0; k < D * C; k++) gW[k]! += 2 * l2 * r.kernel[k]!;
-    const worst = Math.max(...gW.map(Math.abs), ...gb.map(Math.abs));
-    assert.ok(worst < 1e-4, `gradient at the returned weights is ${worst}, not ~0`);
+    }
+    const folds = assignFolds(keys, labels, 5, 42);
+    for (let i = 0; i < keys.length; i += 2) assert.equal(folds[i], folds[i + 1], `${keys[i]} split from its mirror`);
+    for (let c = 0; c < 3; c++) {
+      const sizes = [0, 1, 2, 3, 4].map((f) => keys.filter((_, i) => labels[i] === c && folds[i] === f && i % 2 === 0).length);
+      assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `class ${c} fold sizes ${sizes}`);
+    }
+    const order = keys.map((_, i) => i).reverse();
+    const reversed = assignFolds(order.map((i) => keys[i]!), order.map((i) => labels[i]!), 5, 42);
+    order.forEach((i, r) => assert.equal(reversed[r], folds[i]));
+    assert.notDeepEqual(assignFolds(keys, labels, 5, 43), folds);
+    assert.deepEqual(groupsPerClass(keys, labels, 3), [7, 8, 9]);
+  });
+});
+
+function trainSamples(features: Float32Array[], labels: number[], mirror = true): TrainSample[] {
+  return features.flatMap((f, i) => {
+    const s: TrainSample[] = [{ features: f, label: labels[i]!, group: `s${String(i).padStart(3, '0')}` }];
+    if (mirror) s.push({ features: f.map((v) => v + 0.1), label: labels[i]!, group: s[0]!.group, augmented: true });
+    return s;
+  });
+}
+
+describe('trainHead', () => {
+  const FAST = { ...DEFAULT_TRAIN_OPTIONS, grid: [1e-3, 1e-1, 10] };
+
+  test('chooses its l2 from the grid by cross-validation and reports out-of-fold metrics of originals only', () => {
+    const { features, labels } = clusters(4, 12, 16, 11, 1.2);
+    const steps: number[] = [];
+    const r = trainHead(trainSamples(features, labels), 4, { ...FAST, onStep: (d) => steps.push(d) });
+    const m = r.metrics;
+    assert.equal(m.folds, 5);
+    assert.ok(FAST.grid.includes(m.l2));
+    assert.deepEqual(m.grid.map((g) => g.l2), FAST.grid);
+    const best = Math.min(...m.grid.map((g) => g.rawNll));
+    assert.equal(m.grid.find((g) => g.l2 === m.l2)!.rawNll, best);
+    assert.equal(m.sampleCount, 48);
+    assert.equal(m.augmentedCount, 48);
+    assert.equal(m.confusion.flat().reduce((a, b) => a + b, 0), 48);
+    assert.ok(m.cvAccuracy! > 0.8, `cv accuracy ${m.cvAccuracy}`);
+    assert.deepEqual(steps, Array.from({ length: 5 * 3 + 1 }, (_, i) => i + 1));
+    assert.equal(r.kernel.length, 16 * 4);
+    assert.equal(r.bias.length, 4);
   });
 
-  test('without validation: all epochs run, confusion is over the training set', async () => {
-    const { features, labels } = clusters(2, 10, 4, 9);
-    const r = await trainSoftmaxHead(features, labels, 2, { ...FAST, epochs: 5, valSplit: 0, patience: 1 });
-    assert.equal(r.metrics.epochsRun, 5);
-    assert.equal(r.metrics.bestEpoch, 5);
-    assert.equal(r.metrics.valAccuracy, null);
-    assert.equal(r.metrics.valLoss, null);
-    assert.equal(r.metrics.valCount, 0);
-    assert.equal(r.metrics.confusion.flat().reduce((a, b) => a + b, 0), r.metrics.trainCount);
+  test('the temperature is folded into the weights', () => {
+    const { features, labels } = clusters(3, 10, 8, 2, 0.8);
+    const s = trainSamples(features, labels, false);
+    const raw = trainHead(s, 3, { ...FAST, calibrate: false });
+    const cal = trainHead(s, 3, FAST);
+    assert.equal(raw.metrics.temperature, 1);
+    assert.notEqual(cal.metrics.temperature, 1);
+    assert.equal(cal.metrics.l2, raw.metrics.l2);
+    raw.kernel.forEach((v, i) => assert.ok(Math.abs(v / cal.metrics.temperature - cal.kernel[i]!) <= 1e-6 * Math.max(1, Math.abs(v))));
   });
 
-  test('bad inputs are refused with BAD_ARGS', async () => {
+  test('same samples and options -> byte-identical head files (fixed createdAt) and weights sha256', () => {
+    const { features, labels } = clusters(3, 9, 12, 5, 0.8);
+    const bytes = () => {
+      const r = trainHead(trainSamples(features, labels), 3, FAST);
+      const file = makeHeadFile({
+        id: 'det',
+        version: 1,
+        classes: ['a', 'b', 'c'],
+        extractor: { id: 'synthetic', fingerprint: createHash('sha256').update('s').digest('hex') },
+        kernel: r.kernel,
+        bias: r.bias,
+        createdAt: new Date('2020-01-01T00:00:00Z'),
+        metrics: { ...r.metrics },
+      });
+      return { encoded: Buffer.from(encodeHead(file)), sha: file.manifest.sha256 };
+    };
+    const a = bytes();
+    const b = bytes();
+    assert.ok(a.encoded.equals(b.encoded), 'head files differ');
+    assert.equal(a.sha, b.sha);
+    const other = trainHead(trainSamples(features, labels), 3, { ...FAST, seed: 7 });
+    const same = trainHead(trainSamples(features, labels), 3, FAST);
+    assert.ok(other.metrics.grid.some((g, i) => g.rawNll !== same.metrics.grid[i]!.rawNll), 'another seed, other folds');
+  });
+
+  test('too few samples per class to cross-validate: the fallback l2, no temperature, training confusion', () => {
+    const { features, labels } = clusters(2, 1, 4, 1);
+    const r = trainHead(trainSamples(features, labels), 2, DEFAULT_TRAIN_OPTIONS);
+    assert.equal(r.metrics.folds, 0);
+    assert.equal(r.metrics.cvAccuracy, null);
+    assert.equal(r.metrics.temperature, 1);
+    assert.equal(r.metrics.confusion.flat().reduce((a, b) => a + b, 0), 2);
+    assert.ok(L2_GRID.length > 5);
+  });
+
+  test('bad inputs are refused with BAD_ARGS', () => {
     const { features, labels } = clusters(2, 4, 3, 1);
-    const cases: Array<[Promise<unknown>, RegExp]> = [
-      [trainSoftmaxHead(features, labels.map(() => 0), 2, FAST), /class 1 has no training samples/],
-      [trainSoftmaxHead(features, [...labels.slice(1), 7], 2, FAST), /label 7 is 7/],
-      [trainSoftmaxHead(features, labels.slice(1), 2, FAST), /8 feature vectors but 7 labels/],
-      [trainSoftmaxHead([...features, new Float32Array(2)], [...labels, 0], 2, FAST), /feature vector 8 has 2 values/],
-      [trainSoftmaxHead(features, labels, 2, { ...FAST, epochs: 0 }), /epochs must be an integer >= 1/],
-      [trainSoftmaxHead(features, labels, 2, { ...FAST, valSplit: 1 }), /valSplit/],
-      [trainSoftmaxHead([], [], 2, FAST), /no training samples/],
+    const s = trainSamples(features, labels, false);
+    const cases: Array<[() => unknown, RegExp]> = [
+      [() => trainHead(s.map((x) => ({ ...x, label: 0 })), 2, DEFAULT_TRAIN_OPTIONS), /class 1 has no training samples/],
+      [() => trainHead([...s, { features: new Float32Array(3), label: 7, group: 'x' }], 2, DEFAULT_TRAIN_OPTIONS), /label 8 is 7/],
+      [() => trainHead([...s, { features: new Float32Array(2), label: 0, group: 'x' }], 2, DEFAULT_TRAIN_OPTIONS), /feature vector 8 has 2 values/],
+      [() => trainHead([...s, { features: Float32Array.of(1, NaN, 0), label: 0, group: 'x' }], 2, DEFAULT_TRAIN_OPTIONS), /non-finite value at 1/],
+      [() => trainHead([], 2, DEFAULT_TRAIN_OPTIONS), /no training samples/],
+      [() => trainHead(s, 2, { ...DEFAULT_TRAIN_OPTIONS, l2: -1 }), /l2 must be >= 0/],
     ];
-    for (const [p, re] of cases) await assert.rejects(p, (e) => e instanceof EdgeheadError && e.code === 'BAD_ARGS' && re.test(e.message));
-  });
-
-  test('end to end: train -> encode -> decode -> DenseHead reproduces the validation accuracy', async () => {
-    const { features, labels } = clusters(3, 40, 24, 33);
-    const r = await trainSoftmaxHead(features, labels, 3, { ...FAST, epochs: 40 });
-    const file = makeHeadFile({
-      id: 'e2e',
-      version: 1,
-      classes: ['a', 'b', 'c'],
-      extractor: { id: 'synthetic', fingerprint: createHash('sha256').update('s').digest('hex') },
-      kernel: r.kernel,
-      bias: r.bias,
-      metrics: { ...r.metrics },
-    });
-    const head = DenseHead.fromFile(decodeHead(encodeHead(file)));
-    const { val } = splitStratified(labels, FAST.valSplit, FAST.seed);
-    const x = tf.tensor2d(val.map((i) => Array.from(features[i]!)));
-    const preds = head.predict(x, 1);
-    const hits = preds.filter((p, k) => p[0]!.label === ['a', 'b', 'c'][labels[val[k]!]!]).length;
-    assert.equal(hits / val.length, r.metrics.valAccuracy);
-    x.dispose();
-    head.dispose();
+    for (const [f, re] of cases) assert.throws(f, (e) => e instanceof EdgeheadError && e.code === 'BAD_ARGS' && re.test(e.message));
   });
 });
 
@@ -191,11 +283,5 @@ describe('formatConfusion', () => {
     assert.match(lines[0]!, /^true \\ predicted\s+cat\s+a-much-longer-l…\s+recall$/);
     assert.match(lines[1]!, /^cat\s+10\s+0\s+100\.0%$/);
     assert.match(lines[2]!, /^a-much-longer-l…\s+1\s+119\s+99\.2%$/);
-    // numbers are right-aligned under their column header
-    assert.equal(lines[1]!.indexOf('10') + 2, lines[0]!.indexOf('cat') + 3);
-  });
-
-  test('a class without samples shows "-" as recall', () => {
-    assert.match(formatConfusion([[0, 0], [0, 3]], ['x', 'y']).split('\n')[1]!, /-$/);
   });
 });

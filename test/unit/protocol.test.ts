@@ -77,7 +77,7 @@ test('parseCommand: typed arguments per command, one-line errors that never echo
   }
   const longName = parseCommand(JSON.stringify({ id: 'n', cmd: 'y'.repeat(5000) }));
   assert.ok(!longName.ok && JSON.stringify(longName.reply).length < 400);
-  assert.deepEqual(COMMAND_NAMES, ['allow', 'capture', 'discard', 'pause', 'promote', 'resume', 'rollback', 'shadow', 'snapshot', 'status']);
+  assert.deepEqual(COMMAND_NAMES, ['allow', 'capture', 'collect-ack', 'collect-fetch', 'collect-status', 'discard', 'pause', 'promote', 'resume', 'rollback', 'shadow', 'snapshot', 'status']);
 });
 
 test('docs/mqtt.md is up to date with protocol/ (npx tsx scripts/gen-mqtt-docs.ts)', () => {
