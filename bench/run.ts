@@ -268,6 +268,7 @@ function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof pa
 async function main(): Promise<void> {
   if (process.argv[2] === 'fleet') return (await import('./fleet')).main(process.argv.slice(3)); // the fleet server benchmark (bench/fleet.ts)
   if (process.argv[2] === 'motion') return (await import('./motion')).main(process.argv.slice(3)); // the motion gate (bench/motion.ts)
+  if (process.argv[2] === 'train') return (await import('./train')).main(process.argv.slice(3)); // the head trainer (bench/train.ts)
   const { values } = parseOrExit({
     options: {
       json: { type: 'string' },

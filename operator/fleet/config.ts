@@ -163,6 +163,16 @@ export const FleetRolloutsSchema = section(
   'Staged rollouts.',
 );
 
+export const FleetDatasetSchema = section(
+  {
+    dir: file(
+      'The data folder `edgehead dataset pull --out DIR` fills (`DIR/unlabeled/`, `DIR/<class>/`): the dashboard\'s labelling page (`#/label`) lists its samples and moves them into class folders. Must exist. Unset: no labelling page (its API answers 404).',
+    ),
+    maxList: Type.Integer({ minimum: 1, maximum: 10000, default: 1000, description: 'Most samples the labelling page lists at once per folder (the rest are counted; label some to see more).' }),
+  },
+  'The labelling page (docs/data-loop.md).',
+);
+
 export const FleetLogSchema = logSection('Log level of the server (stderr).');
 
 export const FleetConfigSchema = Type.Object(
@@ -175,6 +185,7 @@ export const FleetConfigSchema = Type.Object(
     history: FleetHistorySchema,
     metrics: FleetMetricsSchema,
     rollouts: FleetRolloutsSchema,
+    dataset: FleetDatasetSchema,
     log: FleetLogSchema,
   },
   { additionalProperties: false },
@@ -237,7 +248,7 @@ export const FLEET_CONFIG: ConfigSpec = {
   listHint: 'see docs/fleet-configuration.md for the list',
   version: FLEET_CONFIG_VERSION,
   reader: 'this server',
-  pathSettings: [...FILE_SETTINGS, 'rollouts.dataDir'],
+  pathSettings: [...FILE_SETTINGS, 'rollouts.dataDir', 'dataset.dir'],
   existingFileSettings: FILE_SETTINGS,
   computedDefaults: {
     'broker.clientId': { label: 'edgehead-fleet-HOST-RANDOM', explanation: '"edgehead-fleet-", the host name (sanitised), "-" and 8 random hex digits, new at every start' },

@@ -12,6 +12,7 @@
  *     metrics.ts      Prometheus registry over FleetState and the rollouts (bounded cardinality)
  *     rollout.ts      staged rollouts: canary, wait, rest, auto-halt, rollback (a state machine over FleetState)
  *     audit.ts        append-only JSONL audit log of every rollout step
+ *     labels.ts       the labelling page's store: lists and moves pulled samples in dataset.dir
  *     http/           the HTTP server: auth, TLS, cross-site refusal, JSON API, SSE, static dashboard assets
  *     web/            the browser dashboard (bundled at build time with uPlot)
  *     simulate.ts     simulated devices speaking the real protocol (tests, benchmark)
@@ -124,6 +125,39 @@ export interface FleetEvents {
   rollout: RolloutView;
 }
 
+/** A pulled sample as the labelling page lists it (from its side-file, protocol/dataset.ts). */
+export interface DatasetSample {
+  /** The file base name, `<device>-<run>-<frameId>`: what the label requests and the image URL name. */
+  name: string;
+  device: string;
+  id: string;
+  /** Capture time, ISO 8601 UTC. */
+  ts: string;
+  /** Why the device kept it: low-confidence, label-change or sample. */
+  reason: string;
+  prediction: { label: string; score: number };
+  /** Whether its JPEG is there (collect.images); false: features only. */
+  image: boolean;
+}
+
+/** A class folder of the data folder and its samples (side-files, plus photos without one, as training counts them). */
+export interface DatasetClass {
+  name: string;
+  count: number;
+}
+
+/** GET /api/dataset. */
+export interface DatasetView {
+  /** The data folder (dataset.dir), absolute. */
+  dir: string;
+  classes: DatasetClass[];
+  /** Every unlabeled sample; `unlabeled` holds the oldest ones (at most dataset.maxList). */
+  unlabeledCount: number;
+  unlabeled: DatasetSample[];
+  /** With ?class=C: that class's pulled samples (at most dataset.maxList). */
+  class?: { name: string; samples: DatasetSample[] };
+}
+
 /** The JSON API (all under /api; POST bodies are JSON unless stated). */
 export const API_ROUTES = {
   devices: 'GET /api/devices -> { devices: DeviceRow[], now }',
@@ -135,6 +169,10 @@ export const API_ROUTES = {
   start: 'POST /api/rollouts?target=all|group:G|devices:a,b[&canary=a,b|&canaryPercent=N][&minAgreement=X][&stageTimeoutSec=S] body: the head file (application/octet-stream) -> 201 RolloutView',
   halt: 'POST /api/rollouts/:id/halt -> RolloutView',
   rollback: 'POST /api/rollouts/:id/rollback -> RolloutView',
+  dataset: 'GET /api/dataset[?class=C] -> DatasetView (404 when dataset.dir is not set)',
+  datasetImage: 'GET /api/dataset/image/:name -> image/jpeg (a pulled sample\'s picture) or 404',
+  label: 'POST /api/dataset/label body: {samples: [name...], class} -> {moved} (into DIR/<class>/, created when new)',
+  unlabel: 'POST /api/dataset/unlabel body: {samples: [name...]} -> {moved} (back into DIR/unlabeled/)',
   metrics: 'GET /metrics -> Prometheus text format',
   health: 'GET /healthz -> { ok, broker }',
 } as const;

@@ -6,6 +6,7 @@
  *                                               |-> Rollouts (publishes heads and commands, AuditLog)
  *                                               |-> metrics (prom-client, read at scrape time)
  *                                               '-> HTTP server (dashboard, JSON API, SSE, /metrics)
+ *   DatasetLabels (dataset.dir, when set) ---------------'  the labelling page's folder of pulled samples
  *
  * The server keeps no state the broker does not hold, apart from the history and the audit log: at start the
  * retained status and head/state topics rebuild the fleet table, so a restart or a second replica converges.
@@ -20,9 +21,10 @@ import { MqttJsClient } from '../../mqtt/mqttjs-client';
 import { AuditLog } from './audit';
 import { defaultFleetClientId, type FleetConfig, fleetBrokerSettings } from './config';
 import { FleetHistory } from './history';
-import { createFleetHttpServer } from './http/server';
+import { createFleetHttpServer, type FleetHttpOptions } from './http/server';
 import { readBasicAuthFile } from './http/auth';
 import { FleetIngest } from './ingest';
+import { DatasetLabels } from './labels';
 import { createFleetMetrics } from './metrics';
 import { Rollouts } from './rollout';
 import { FleetState } from './state';
@@ -67,6 +69,7 @@ export async function startFleetServer(cfg: FleetConfig, opts: { clock?: Clock }
   const token = cfg.auth.token ?? (cfg.auth.tokenFile ? readSecretFile(cfg.auth.tokenFile, 'auth.tokenFile') : undefined);
   const basic = cfg.auth.basicAuthFile ? readBasicAuthFile(cfg.auth.basicAuthFile) : undefined;
   const publicKeys = readPublicKeys(cfg.rollouts.publicKeys);
+  const dataset = cfg.dataset.dir ? new DatasetLabels({ dir: cfg.dataset.dir, maxList: cfg.dataset.maxList }) : undefined;
 
   const history = new FleetHistory({ ...cfg.history, clock });
   const state = new FleetState({ prefix, clock, history, maxDevices: cfg.history.maxDevices, maxLabelsPerHead: cfg.metrics.maxLabelsPerHead });
@@ -91,7 +94,7 @@ export async function startFleetServer(cfg: FleetConfig, opts: { clock?: Clock }
   });
   const metrics = createFleetMetrics({ state, rollouts: () => rollouts.list(), clock, maxLabelsPerHead: cfg.metrics.maxLabelsPerHead });
   const assets = await loadWebAssets();
-  const http = createFleetHttpServer({
+  const httpOptions: FleetHttpOptions = {
     fleet: state,
     history,
     rollouts,
@@ -101,7 +104,9 @@ export async function startFleetServer(cfg: FleetConfig, opts: { clock?: Clock }
     auth: token || basic ? { ...(token ? { token } : {}), ...(basic ? { basic } : {}) } : undefined,
     maxUploadBytes: cfg.rollouts.maxUploadBytes,
     assets,
-  });
+    ...(dataset ? { dataset } : {}),
+  };
+  const http = createFleetHttpServer(httpOptions);
 
   ingest.start();
   broker.start();

@@ -5,7 +5,7 @@
  */
 import { prng } from '../../base/prng';
 import { fitTemperature, temperatureNll } from './calibrate';
-import { fitLogistic, type FitOptions, type FitProblem, logitsOf, sampleWeights, subProblem } from './fit';
+import { fitLogistic, type FitOptions, type FitProblem, type FitResult, logitsOf, sampleWeights, subProblem } from './fit';
 
 /**
  * Fold (0..k-1) of every sample. Groups are sorted by key within their class, shuffled with the seed, and dealt
@@ -66,12 +66,16 @@ export interface CrossValidation {
   rowFolds: Int32Array;
   /** Out-of-fold logits [rows, classes] for every grid value. */
   oofLogits: Float64Array[];
+  /** The mean over folds of the chosen l2's fitted params: a warm start for the refit on all samples. */
+  bestFoldMean: Float64Array;
 }
 
 export interface CvOptions extends Omit<FitOptions, 'l2' | 'init'> {
   grid: readonly number[];
   balanced: boolean;
   onStep?: (done: number, total: number, info: string) => void;
+  /** After every fit (fold 0..k-1), e.g. for iteration counts in the benchmark. */
+  onFit?: (fold: number, l2: number, fit: FitResult) => void;
 }
 
 /**
@@ -89,6 +93,7 @@ export function crossValidate(p: FitProblem, augmented: ArrayLike<boolean>, fold
   const rowFolds = Int32Array.from(rowsList, (i) => folds[i]!);
   const rowPos = new Map<number, number>(rowsList.map((i, r) => [i, r]));
   const oofLogits = opts.grid.map(() => new Float64Array(rows.length * c));
+  const foldSums = opts.grid.map(() => new Float64Array(p.dim * c + c));
   const total = k * opts.grid.length;
   let done = 0;
   for (let f = 0; f < k; f++) {
@@ -105,6 +110,9 @@ export function crossValidate(p: FitProblem, augmented: ArrayLike<boolean>, fold
     for (const g of order) {
       const fit = fitLogistic(train, { ...opts, l2: opts.grid[g]!, init });
       init = fit.params;
+      const sum = foldSums[g]!;
+      for (let q = 0; q < sum.length; q++) sum[q]! += fit.params[q]!;
+      opts.onFit?.(f, opts.grid[g]!, fit);
       const z = logitsOf(fit.params, val.x, val.n, val.dim, c);
       valIdx.forEach((i, r) => oofLogits[g]!.set(z.subarray(r * c, (r + 1) * c), rowPos.get(i)! * c));
       opts.onStep?.(++done, total, `fold ${f + 1}/${k} l2 ${opts.grid[g]}`);
@@ -123,7 +131,7 @@ export function crossValidate(p: FitProblem, augmented: ArrayLike<boolean>, fold
     const b = scores[best]!;
     if (s.rawNll < b.rawNll || (s.rawNll === b.rawNll && s.l2 > b.l2)) best = g;
   });
-  return { scores, best, rows, rowFolds, oofLogits };
+  return { scores, best, rows, rowFolds, oofLogits, bestFoldMean: foldSums[best]!.map((v) => v / k) };
 }
 
 /** Index of the largest of values[from..from+count) (ties: the lower index, like the device's top-k). */

@@ -64,22 +64,103 @@ export function subProblem(p: FitProblem, rows: ArrayLike<number>): FitProblem {
   return { x, n, dim: p.dim, numClasses: p.numClasses, labels, weights };
 }
 
-/** Logits [n, classes] row-major of rows of x under params (float64). */
-export function logitsOf(params: Float64Array, x: Float32Array, n: number, dim: number, numClasses: number): Float64Array {
-  const c = numClasses;
+/*
+ * Inside the fit the kernel is stored transposed, [classes, dim] (then the bias): every inner loop then runs along a
+ * feature row (long, contiguous, the same for x and the weights), four samples at a time so that each weight read
+ * serves four rows. The public layout ([dim, classes]) is converted on the way in and out.
+ */
+
+/** [dim, classes] kernel + bias -> [classes, dim] kernel + bias. */
+function toInternal(params: Float64Array, dim: number, c: number): Float64Array {
+  const out = new Float64Array(params.length);
+  for (let d = 0; d < dim; d++) for (let j = 0; j < c; j++) out[j * dim + d] = params[d * c + j]!;
+  for (let j = 0; j < c; j++) out[dim * c + j] = params[dim * c + j]!;
+  return out;
+}
+
+/** The inverse of toInternal. */
+function toPublic(t: Float64Array, dim: number, c: number): Float64Array {
+  const out = new Float64Array(t.length);
+  for (let j = 0; j < c; j++) for (let d = 0; d < dim; d++) out[d * c + j] = t[j * dim + d]!;
+  for (let j = 0; j < c; j++) out[dim * c + j] = t[dim * c + j]!;
+  return out;
+}
+
+/** out[n, c] = x[n, dim] . W^T + b for internal-layout params t (W: [c, dim]). */
+function matLogits(t: Float64Array, x: Float32Array, n: number, dim: number, c: number, out: Float64Array): void {
   const biasAt = dim * c;
-  const out = new Float64Array(n * c);
-  for (let i = 0; i < n; i++) {
-    const z = out.subarray(i * c, (i + 1) * c);
-    for (let j = 0; j < c; j++) z[j] = params[biasAt + j]!;
-    const row = i * dim;
-    for (let d = 0; d < dim; d++) {
-      const xd = x[row + d]!;
-      if (xd === 0) continue;
-      const k = d * c;
-      for (let j = 0; j < c; j++) z[j]! += xd * params[k + j]!;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const r0 = i * dim;
+    const r1 = r0 + dim;
+    const r2 = r1 + dim;
+    const r3 = r2 + dim;
+    for (let j = 0; j < c; j++) {
+      const w = j * dim;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let d = 0; d < dim; d++) {
+        const wd = t[w + d]!;
+        s0 += x[r0 + d]! * wd;
+        s1 += x[r1 + d]! * wd;
+        s2 += x[r2 + d]! * wd;
+        s3 += x[r3 + d]! * wd;
+      }
+      const b = t[biasAt + j]!;
+      out[i * c + j] = s0 + b;
+      out[(i + 1) * c + j] = s1 + b;
+      out[(i + 2) * c + j] = s2 + b;
+      out[(i + 3) * c + j] = s3 + b;
     }
   }
+  for (; i < n; i++) {
+    const r0 = i * dim;
+    for (let j = 0; j < c; j++) {
+      const w = j * dim;
+      let s0 = 0;
+      for (let d = 0; d < dim; d++) s0 += x[r0 + d]! * t[w + d]!;
+      out[i * c + j] = s0 + t[biasAt + j]!;
+    }
+  }
+}
+
+/** grad (internal layout, overwritten) = X^T g (kernel part), column sums of g (bias part); g: [n, c]. */
+function matGradient(g: Float64Array, x: Float32Array, n: number, dim: number, c: number, grad: Float64Array): void {
+  const biasAt = dim * c;
+  grad.fill(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const r0 = i * dim;
+    const r1 = r0 + dim;
+    const r2 = r1 + dim;
+    const r3 = r2 + dim;
+    for (let j = 0; j < c; j++) {
+      const g0 = g[i * c + j]!;
+      const g1 = g[(i + 1) * c + j]!;
+      const g2 = g[(i + 2) * c + j]!;
+      const g3 = g[(i + 3) * c + j]!;
+      const w = j * dim;
+      for (let d = 0; d < dim; d++) grad[w + d]! += g0 * x[r0 + d]! + g1 * x[r1 + d]! + g2 * x[r2 + d]! + g3 * x[r3 + d]!;
+      grad[biasAt + j]! += g0 + g1 + g2 + g3;
+    }
+  }
+  for (; i < n; i++) {
+    const r0 = i * dim;
+    for (let j = 0; j < c; j++) {
+      const g0 = g[i * c + j]!;
+      const w = j * dim;
+      for (let d = 0; d < dim; d++) grad[w + d]! += g0 * x[r0 + d]!;
+      grad[biasAt + j]! += g0;
+    }
+  }
+}
+
+/** Logits [n, classes] row-major of rows of x under params (float64). */
+export function logitsOf(params: Float64Array, x: Float32Array, n: number, dim: number, numClasses: number): Float64Array {
+  const out = new Float64Array(n * numClasses);
+  matLogits(toInternal(params, dim, numClasses), x, n, dim, numClasses, out);
   return out;
 }
 
@@ -93,45 +174,58 @@ export function logSoftmaxInPlace(z: Float64Array): void {
   for (let j = 0; j < z.length; j++) z[j]! -= lse;
 }
 
-/** The loss at params; when grad is given it receives the gradient (same layout as params). */
-export function objective(p: FitProblem, params: Float64Array, l2: number, grad?: Float64Array): number {
-  const { x, n, dim, numClasses: c, labels, weights } = p;
-  const biasAt = dim * c;
-  let wsum = 0;
-  for (let i = 0; i < n; i++) wsum += weights[i]!;
-  if (grad) grad.fill(0);
+/**
+ * Weighted mean cross-entropy of logits z [n, c] (normalised weights wn); when dz is given it receives
+ * dLoss/dlogit [n, c].
+ */
+function crossEntropy(z: Float64Array, labels: Int32Array, wn: Float64Array, n: number, c: number, dz?: Float64Array): number {
   let ce = 0;
-  const z = new Float64Array(c);
   for (let i = 0; i < n; i++) {
-    const row = i * dim;
-    for (let j = 0; j < c; j++) z[j] = params[biasAt + j]!;
-    for (let d = 0; d < dim; d++) {
-      const xd = x[row + d]!;
-      if (xd === 0) continue;
-      const k = d * c;
-      for (let j = 0; j < c; j++) z[j]! += xd * params[k + j]!;
-    }
-    logSoftmaxInPlace(z);
-    const wi = weights[i]! / wsum;
+    const o = i * c;
+    let m = -Infinity;
+    for (let j = 0; j < c; j++) if (z[o + j]! > m) m = z[o + j]!;
+    let s = 0;
+    for (let j = 0; j < c; j++) s += Math.exp(z[o + j]! - m);
+    const lse = m + Math.log(s);
     const y = labels[i]!;
-    ce -= wi * z[y]!;
-    if (!grad) continue;
-    for (let j = 0; j < c; j++) z[j] = wi * (Math.exp(z[j]!) - (j === y ? 1 : 0)); // z now holds dLoss/dlogit
-    for (let j = 0; j < c; j++) grad[biasAt + j]! += z[j]!;
-    for (let d = 0; d < dim; d++) {
-      const xd = x[row + d]!;
-      if (xd === 0) continue;
-      const k = d * c;
-      for (let j = 0; j < c; j++) grad[k + j]! += xd * z[j]!;
-    }
+    const wi = wn[i]!;
+    ce -= wi * (z[o + y]! - lse);
+    if (dz) for (let j = 0; j < c; j++) dz[o + j] = wi * (Math.exp(z[o + j]! - lse) - (j === y ? 1 : 0));
   }
-  let penalty = 0;
-  for (let k = 0; k < biasAt; k++) {
-    const w = params[k]!;
-    penalty += w * w;
+  return ce;
+}
+
+/** l2 * sum(kernel^2) of internal-layout params; adds its gradient into grad when given. */
+function penalty(t: Float64Array, size: number, l2: number, grad?: Float64Array): number {
+  let s = 0;
+  for (let k = 0; k < size; k++) {
+    const w = t[k]!;
+    s += w * w;
     if (grad) grad[k]! += 2 * l2 * w;
   }
-  return ce + l2 * penalty;
+  return l2 * s;
+}
+
+function normalisedWeights(p: FitProblem): Float64Array {
+  let wsum = 0;
+  for (let i = 0; i < p.n; i++) wsum += p.weights[i]!;
+  return p.weights.map((w) => w / wsum);
+}
+
+/** The loss at params; when grad is given it receives the gradient (same layout as params). */
+export function objective(p: FitProblem, params: Float64Array, l2: number, grad?: Float64Array): number {
+  const { x, n, dim, numClasses: c, labels } = p;
+  const t = toInternal(params, dim, c);
+  const z = new Float64Array(n * c);
+  matLogits(t, x, n, dim, c, z);
+  const dz = grad ? new Float64Array(n * c) : undefined;
+  const ce = crossEntropy(z, labels, normalisedWeights(p), n, c, dz);
+  if (!grad) return ce + penalty(t, dim * c, l2);
+  const g = new Float64Array(params.length);
+  matGradient(dz!, x, n, dim, c, g);
+  const f = ce + penalty(t, dim * c, l2, g);
+  grad.set(toPublic(g, dim, c));
+  return f;
 }
 
 function dot(a: Float64Array, b: Float64Array): number {
@@ -158,17 +252,33 @@ function checkProblem(p: FitProblem, l2: number): void {
 /**
  * Minimises the loss with L-BFGS (two-loop recursion) and a backtracking line search (Armijo). Deterministic: the
  * same problem and options give the same params, bit for bit.
+ *
+ * The loss depends on the kernel only through the logits, which are linear in it: each iteration computes the
+ * logits of the search direction once (one pass over x), so a line-search trial costs O(n * classes), and the
+ * gradient once at the accepted point (a second pass). The logits are updated along the step rather than
+ * recomputed.
  */
 export function fitLogistic(p: FitProblem, opts: FitOptions): FitResult {
   checkProblem(p, opts.l2);
   const maxIter = opts.maxIter ?? FIT_DEFAULTS.maxIter;
   const gradTol = opts.gradTol ?? FIT_DEFAULTS.gradTol;
   const m = opts.memory ?? FIT_DEFAULTS.memory;
-  const size = p.dim * p.numClasses + p.numClasses;
-  const params = opts.init ? Float64Array.from(opts.init) : new Float64Array(size);
-  if (params.length !== size) throw new EdgeheadError('BAD_ARGS', `init has ${params.length} values, expected ${size}`);
+  const { x, n, dim, numClasses: c, labels } = p;
+  const l2 = opts.l2;
+  const kernelSize = dim * c;
+  const size = kernelSize + c;
+  if (opts.init && opts.init.length !== size) throw new EdgeheadError('BAD_ARGS', `init has ${opts.init.length} values, expected ${size}`);
+  const params = opts.init ? toInternal(opts.init, dim, c) : new Float64Array(size);
+  const wn = normalisedWeights(p);
+  const z = new Float64Array(n * c); // logits at params
+  const zDir = new Float64Array(n * c); // logits of the direction (its kernel and bias)
+  const zTrial = new Float64Array(n * c);
+  const dz = new Float64Array(n * c);
   const grad = new Float64Array(size);
-  let f = objective(p, params, opts.l2, grad);
+  matLogits(params, x, n, dim, c, z);
+  const ce0 = crossEntropy(z, labels, wn, n, c, dz);
+  matGradient(dz, x, n, dim, c, grad);
+  let f = ce0 + penalty(params, kernelSize, l2, grad);
   const history = [f];
   const sList: Float64Array[] = [];
   const yList: Float64Array[] = [];
@@ -204,11 +314,13 @@ export function fitLogistic(p: FitProblem, opts: FitOptions): FitResult {
       for (let i = 0; i < size; i++) dir[i] = -g * grad[i]!;
       slope = dot(grad, dir);
     }
+    matLogits(dir, x, n, dim, c, zDir); // logits are linear in (kernel, bias): z(params + a dir) = z + a zDir
     let step = 1;
     let fNew = Infinity;
     for (let tries = 0; tries < 60; tries++) {
       for (let i = 0; i < size; i++) trial[i] = params[i]! + step * dir[i]!;
-      fNew = objective(p, trial, opts.l2, trialGrad);
+      for (let i = 0; i < zTrial.length; i++) zTrial[i] = z[i]! + step * zDir[i]!;
+      fNew = crossEntropy(zTrial, labels, wn, n, c) + penalty(trial, kernelSize, l2);
       if (fNew <= f + 1e-4 * step * slope) break;
       step *= 0.5;
     }
@@ -218,6 +330,9 @@ export function fitLogistic(p: FitProblem, opts: FitOptions): FitResult {
       converged = true;
       break;
     }
+    crossEntropy(zTrial, labels, wn, n, c, dz);
+    matGradient(dz, x, n, dim, c, trialGrad);
+    penalty(trial, kernelSize, l2, trialGrad);
     const s = new Float64Array(size);
     const y = new Float64Array(size);
     for (let i = 0; i < size; i++) {
@@ -237,12 +352,13 @@ export function fitLogistic(p: FitProblem, opts: FitOptions): FitResult {
     }
     params.set(trial);
     grad.set(trialGrad);
+    z.set(zTrial);
     const decrease = f - fNew;
     f = fNew;
     history.push(f);
     if (maxAbs(grad) <= gradTol || decrease <= 1e-15 * Math.max(1, Math.abs(f))) converged = true;
   }
-  return { params, loss: f, iterations, converged, gradMax: maxAbs(grad), history };
+  return { params: toPublic(params, dim, c), loss: f, iterations, converged, gradMax: maxAbs(grad), history };
 }
 
 /** Sample weights: 1 each, or class-balanced (each class's weights sum to n / numClasses). */
@@ -254,4 +370,90 @@ export function sampleWeights(labels: ArrayLike<number>, numClasses: number, bal
   for (let i = 0; i < n; i++) counts[labels[i]!]!++;
   for (let i = 0; i < n; i++) w[i] = n / (numClasses * counts[labels[i]!]!);
   return w;
+}
+
+/** A problem rewritten over an orthonormal basis of its rows' span (see reduceToRowSpace). */
+export interface RowSpaceProblem {
+  /** The same samples with features of dimension rank (their coordinates in the basis). */
+  problem: FitProblem;
+  /** Params of the reduced problem -> params of the original (kernel [dim, classes], bias). */
+  expand(params: Float64Array): Float64Array;
+}
+
+/** Pivots of the Gram matrix below this fraction of the largest squared row norm are treated as zero. */
+const RANK_TOL = 1e-12;
+
+/**
+ * Every gradient step of the fit moves the kernel within the span of the samples' feature rows (the gradient is
+ * x^T (...) plus a multiple of the kernel), and the penalty only grows outside it; so when there are fewer samples
+ * than features the fit is the same in the coordinates of an orthonormal basis Q of that span: features x Q^T
+ * ([n, rank], rank <= n), kernel Q^T w. L-BFGS from zero is invariant under this rotation (same iterates, same
+ * iterations), and a pass over the features costs rank / dim as much. Cross-validation folds are subsets of the
+ * rows, so one basis serves them all.
+ *
+ * The coordinates come from a pivoted Cholesky factorisation of the Gram matrix x x^T = L L^T (float64, pivots in a
+ * fixed order: deterministic): the coordinates are the rows of L, and Q = Lp^-1 xp over the pivot rows p.
+ */
+export function reduceToRowSpace(p: FitProblem): RowSpaceProblem {
+  const { x, n, dim, numClasses: c } = p;
+  const gram = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const ri = i * dim;
+    for (let k = 0; k <= i; k++) {
+      const rk = k * dim;
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += x[ri + d]! * x[rk + d]!;
+      gram[i * n + k] = s;
+      gram[k * n + i] = s;
+    }
+  }
+  const diag = new Float64Array(n);
+  let maxDiag = 0;
+  for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, (diag[i] = gram[i * n + i]!));
+  const chol = new Float64Array(n * n); // [n, n] row-major; column k filled at step k
+  const pivots: number[] = [];
+  const used = new Uint8Array(n);
+  for (let k = 0; k < n; k++) {
+    let piv = -1;
+    for (let i = 0; i < n; i++) if (!used[i] && (piv < 0 || diag[i]! > diag[piv]!)) piv = i;
+    if (piv < 0 || !(diag[piv]! > RANK_TOL * maxDiag)) break;
+    used[piv] = 1;
+    pivots.push(piv);
+    const lkk = Math.sqrt(diag[piv]!);
+    chol[piv * n + k] = lkk;
+    for (let i = 0; i < n; i++) {
+      if (used[i]) continue;
+      let s = gram[i * n + piv]!;
+      for (let m = 0; m < k; m++) s -= chol[i * n + m]! * chol[piv * n + m]!;
+      const v = s / lkk;
+      chol[i * n + k] = v;
+      diag[i]! -= v * v;
+    }
+  }
+  const rank = pivots.length;
+  const xr = new Float32Array(n * rank);
+  for (let i = 0; i < n; i++) for (let k = 0; k < rank; k++) xr[i * rank + k] = chol[i * n + k]!;
+  const problem: FitProblem = { x: xr, n, dim: rank, numClasses: c, labels: p.labels, weights: p.weights };
+  const expand = (params: Float64Array): Float64Array => {
+    // kernel = Q^T wr = xp^T Lp^-T wr: solve Lp^T m = wr (back substitution), then kernel = xp^T m.
+    const mm = new Float64Array(rank * c);
+    for (let k = rank - 1; k >= 0; k--) {
+      for (let j = 0; j < c; j++) {
+        let s = params[k * c + j]!;
+        for (let q = k + 1; q < rank; q++) s -= chol[pivots[q]! * n + k]! * mm[q * c + j]!;
+        mm[k * c + j] = s / chol[pivots[k]! * n + k]!;
+      }
+    }
+    const out = new Float64Array(dim * c + c);
+    for (let k = 0; k < rank; k++) {
+      const row = pivots[k]! * dim;
+      for (let d = 0; d < dim; d++) {
+        const xd = x[row + d]!;
+        for (let j = 0; j < c; j++) out[d * c + j]! += xd * mm[k * c + j]!;
+      }
+    }
+    for (let j = 0; j < c; j++) out[dim * c + j] = params[rank * c + j]!;
+    return out;
+  };
+  return { problem, expand };
 }

@@ -9,7 +9,7 @@ import { EdgeheadError } from '../../base/errors';
 import { applyTemperature, fitTemperature } from './calibrate';
 import { argmax, assignFolds, crossValidate, type GridScore, groupsPerClass } from './cv';
 import { evaluateRows, softmaxRows } from './eval';
-import { FIT_DEFAULTS, fitLogistic, type FitProblem, logitsOf, sampleWeights } from './fit';
+import { FIT_DEFAULTS, fitLogistic, type FitProblem, logitsOf, reduceToRowSpace, sampleWeights } from './fit';
 
 export { formatConfusion } from './confusion';
 
@@ -38,6 +38,15 @@ export interface TrainOptions {
   gradTol: number;
   /** Progress of the cross-validation fits and the final fit. */
   onStep?: (done: number, total: number, info: string) => void;
+  /** After every fit: a cross-validation fold's (fold 0..k-1) or the final refit's (fold null). For benchmarks. */
+  onFit?: (info: FitInfo) => void;
+}
+
+export interface FitInfo {
+  fold: number | null;
+  l2: number;
+  iterations: number;
+  converged: boolean;
 }
 
 /** Half-decades from 1e-4 to 10. */
@@ -120,6 +129,9 @@ export function trainHead(samples: readonly TrainSample[], numClasses: number, o
   const groups = samples.map((s) => s.group);
   const problem: FitProblem = { x, n, dim, numClasses: c, labels, weights: sampleWeights(labels, c, opts.balanced) };
   const fitOpts = { maxIter: opts.maxIter, gradTol: opts.gradTol };
+  // Fewer samples than features: every fit runs in the samples' row space (same fits, rank / dim of the work).
+  const reduced = n < dim ? reduceToRowSpace(problem) : null;
+  const fitProblem = reduced ? reduced.problem : problem;
 
   const k = Math.min(opts.maxFolds, ...groupsPerClass(groups, labels, c));
   const grid = opts.l2 !== undefined ? [opts.l2] : opts.grid;
@@ -129,14 +141,17 @@ export function trainHead(samples: readonly TrainSample[], numClasses: number, o
   let cv: ReturnType<typeof crossValidate> | null = null;
   if (k >= 2) {
     const folds = assignFolds(groups, labels, k, opts.seed);
-    cv = crossValidate(problem, augmented, folds, k, { ...fitOpts, grid, balanced: opts.balanced, onStep: (d, _t, info) => opts.onStep?.(d, totalSteps, info) });
+    cv = crossValidate(fitProblem, augmented, folds, k, { ...fitOpts, grid, balanced: opts.balanced, onStep: (d, _t, info) => opts.onStep?.(d, totalSteps, info), onFit: (fold, l2v, f) => opts.onFit?.({ fold, l2: l2v, iterations: f.iterations, converged: f.converged }) });
     const best = cv.scores[cv.best]!;
     l2 = best.l2;
     if (opts.calibrate) temperature = fitTemperature(cv.oofLogits[cv.best]!, Array.from(cv.rows, (i) => labels[i]!), c);
   }
-  const fit = fitLogistic(problem, { ...fitOpts, l2 });
+  // The refit starts from the mean of the folds' solutions at the chosen l2 (close: each saw (k-1)/k of the data).
+  const fit = fitLogistic(fitProblem, { ...fitOpts, l2, init: cv?.bestFoldMean });
+  opts.onFit?.({ fold: null, l2, iterations: fit.iterations, converged: fit.converged });
   opts.onStep?.(totalSteps, totalSteps, `final fit, l2 ${l2}`);
-  const params = temperature === 1 ? fit.params : applyTemperature(fit.params, temperature);
+  const fitted = reduced ? reduced.expand(fit.params) : fit.params;
+  const params = temperature === 1 ? fitted : applyTemperature(fitted, temperature);
   const kernel = Float32Array.from(params.subarray(0, dim * c));
   const bias = Float32Array.from(params.subarray(dim * c));
 

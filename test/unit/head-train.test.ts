@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { EdgeheadError } from '../../base/errors';
 import { prng } from '../../base/prng';
-import { FIT_DEFAULTS, fitLogistic, type FitProblem, logitsOf, objective, sampleWeights } from '../../operator/training/fit';
+import { FIT_DEFAULTS, fitLogistic, type FitProblem, logitsOf, objective, reduceToRowSpace, sampleWeights } from '../../operator/training/fit';
 import { applyTemperature, fitTemperature, temperatureNll } from '../../operator/training/calibrate';
 import { assignFolds, groupsPerClass } from '../../operator/training/cv';
 import { DEFAULT_TRAIN_OPTIONS, formatConfusion, L2_GRID, trainHead, type TrainSample } from '../../operator/training/train';
@@ -283,5 +283,46 @@ describe('formatConfusion', () => {
     assert.match(lines[0]!, /^true \\ predicted\s+cat\s+a-much-longer-l…\s+recall$/);
     assert.match(lines[1]!, /^cat\s+10\s+0\s+100\.0%$/);
     assert.match(lines[2]!, /^a-much-longer-l…\s+1\s+119\s+99\.2%$/);
+  });
+});
+
+describe('reduceToRowSpace (fewer samples than features)', () => {
+  test('the fit in the row space gives the same logits and loss as the fit on the full features', () => {
+    const { features, labels } = clusters(3, 6, 40, 21, 0.8);
+    const p = problemOf(features, labels, 3, true);
+    const reduced = reduceToRowSpace(p);
+    assert.equal(reduced.problem.n, p.n);
+    assert.ok(reduced.problem.dim <= p.n && reduced.problem.dim > 1, `rank ${reduced.problem.dim}`);
+    const full = fitLogistic(p, { l2: 0.05, gradTol: 1e-10 });
+    const small = fitLogistic(reduced.problem, { l2: 0.05, gradTol: 1e-10 });
+    const expanded = reduced.expand(small.params);
+    assert.equal(expanded.length, full.params.length);
+    const zFull = logitsOf(full.params, p.x, p.n, p.dim, 3);
+    const zExpanded = logitsOf(expanded, p.x, p.n, p.dim, 3);
+    const zSmall = logitsOf(small.params, reduced.problem.x, p.n, reduced.problem.dim, 3);
+    zFull.forEach((v, i) => {
+      assert.ok(Math.abs(v - zExpanded[i]!) < 1e-4, `logit ${i}: ${v} vs ${zExpanded[i]}`);
+      assert.ok(Math.abs(zSmall[i]! - zExpanded[i]!) < 1e-4, `reduced logit ${i}: ${zSmall[i]} vs ${zExpanded[i]}`);
+    });
+    assert.ok(Math.abs(objective(p, expanded, 0.05) - full.loss) < 1e-6, 'same loss on the original problem');
+  });
+
+  test('duplicate rows: the rank is the number of distinct rows', () => {
+    const { features, labels } = clusters(2, 3, 20, 4, 1);
+    const p = problemOf([...features, ...features], [...labels, ...labels], 2);
+    assert.equal(reduceToRowSpace(p).problem.dim, features.length);
+  });
+});
+
+describe('trainHead speed-ups keep the result', () => {
+  test('with fewer samples than features the head matches a fit of the original problem at the chosen l2', () => {
+    const { features, labels } = clusters(3, 8, 60, 9, 0.6);
+    const r = trainHead(trainSamples(features, labels, false), 3, { ...DEFAULT_TRAIN_OPTIONS, grid: [1e-2, 1], calibrate: false });
+    const p = problemOf(features, labels, 3, true);
+    const direct = fitLogistic(p, { l2: r.metrics.l2, gradTol: 1e-10 });
+    const params = new Float64Array(direct.params.length);
+    params.set(r.kernel);
+    params.set(r.bias, r.kernel.length);
+    assert.ok(objective(p, params, r.metrics.l2) - direct.loss < 1e-4, 'the trained head is (near) optimal for the original problem');
   });
 });

@@ -3,7 +3,7 @@
  * Rollouts and the metrics registry satisfy them without this folder importing them (the tests pass fakes).
  * Listeners are removed with what `on` returned when that is a function (an unsubscriber), else with `off`.
  */
-import type { DeviceHistory, DeviceRow, RolloutRequest, RolloutView } from '../model';
+import type { DatasetView, DeviceHistory, DeviceRow, RolloutRequest, RolloutView } from '../model';
 
 export interface FleetSource {
   rows(): DeviceRow[];
@@ -27,6 +27,15 @@ export interface RolloutControl {
   get(id: string): RolloutView | undefined;
   on(event: 'change', listener: (view: RolloutView) => void): unknown;
   off?(event: 'change', listener: (view: RolloutView) => void): unknown;
+}
+
+/** The labelling page's data folder (labels.ts DatasetLabels); BAD_ARGS errors for bad names and classes. */
+export interface DatasetSource {
+  view(className?: string): Promise<DatasetView>;
+  /** A sample's JPEG, or undefined (unknown name, or features only). */
+  image(name: string): Promise<Buffer | undefined>;
+  label(samples: readonly string[], className: string): Promise<{ moved: number }>;
+  unlabel(samples: readonly string[]): Promise<{ moved: number }>;
 }
 
 export interface MetricsSource {

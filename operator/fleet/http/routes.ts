@@ -7,7 +7,7 @@ import type * as http from 'node:http';
 import { EdgeheadError } from '../../../base/errors';
 import type { RolloutRequest, RolloutTarget } from '../model';
 import { BodyTooLarge, readBody } from './body';
-import type { FleetSource, Health, HistorySource, MetricsSource, RolloutControl } from './deps';
+import type { DatasetSource, FleetSource, Health, HistorySource, MetricsSource, RolloutControl } from './deps';
 import type { SseHub } from './sse';
 
 export class HttpError extends Error {
@@ -30,6 +30,8 @@ export interface ApiDeps {
   sse: SseHub;
   maxUploadBytes: number;
   now: () => number;
+  /** The labelling page's data folder; undefined when dataset.dir is not set (its routes answer 404). */
+  dataset?: DatasetSource;
 }
 
 export interface RouteContext {
@@ -52,6 +54,8 @@ interface Route {
 
 /** Largest JSON body of a halt request ({"reason": "..."}). */
 const MAX_JSON_BODY = 16 * 1024;
+/** Largest JSON body of a label request (5000 names of ~100 characters). */
+const MAX_LABEL_BODY = 512 * 1024;
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -139,6 +143,27 @@ async function haltReason(req: http.IncomingMessage): Promise<string | undefined
   return reason;
 }
 
+function datasetOr404(deps: ApiDeps): DatasetSource {
+  if (!deps.dataset) throw new HttpError(404, 'labelling is off: this server has no dataset folder (set dataset.dir in its config, or EDGEHEAD_FLEET_DATASET_DIR)');
+  return deps.dataset;
+}
+
+/** The body of a label/unlabel request: {"samples": [name...], "class": "..."} (class only when `withClass`). */
+async function labelRequest(req: http.IncomingMessage, withClass: boolean): Promise<{ samples: string[]; className: string }> {
+  const shape = withClass ? '{"samples": ["<name>", ...], "class": "<class>"}' : '{"samples": ["<name>", ...]}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse((await readBody(req, MAX_LABEL_BODY)).toString('utf8'));
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw new HttpError(413, `the body is larger than ${MAX_LABEL_BODY} bytes: send fewer samples per request`);
+    throw new HttpError(400, `the body must be JSON: ${shape}`);
+  }
+  const body = (parsed ?? {}) as { samples?: unknown; class?: unknown };
+  if (!Array.isArray(body.samples) || body.samples.some((s) => typeof s !== 'string')) throw new HttpError(400, `samples: must be an array of sample names (${shape})`);
+  if (withClass && typeof body.class !== 'string') throw new HttpError(400, `class: must be a string (${shape})`);
+  return { samples: body.samples as string[], className: withClass ? (body.class as string) : '' };
+}
+
 const ID = '([^/]+)';
 
 export const ROUTES: Route[] = [
@@ -192,6 +217,39 @@ export const ROUTES: Route[] = [
     handler: async (c, d) => {
       rolloutOr404(d, c.params[0]!);
       sendJson(c.res, 200, await d.rollouts.rollback(c.params[0]!, c.actor));
+    },
+  },
+  {
+    method: 'GET',
+    pattern: /^\/api\/dataset$/,
+    handler: async (c, d) => sendJson(c.res, 200, await datasetOr404(d).view(c.url.searchParams.get('class') ?? undefined)),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/dataset/image/${ID}$`),
+    handler: async (c, d) => {
+      const jpeg = await datasetOr404(d).image(c.params[0]!);
+      if (!jpeg) throw new HttpError(404, `no picture of sample "${c.params[0]}" (unknown, or collected as features only)`);
+      c.res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpeg.length, 'Cache-Control': 'no-cache' });
+      c.res.end(jpeg);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: /^\/api\/dataset\/label$/,
+    handler: async (c, d) => {
+      const dataset = datasetOr404(d);
+      const { samples, className } = await labelRequest(c.req, true);
+      sendJson(c.res, 200, await dataset.label(samples, className));
+    },
+  },
+  {
+    method: 'POST',
+    pattern: /^\/api\/dataset\/unlabel$/,
+    handler: async (c, d) => {
+      const dataset = datasetOr404(d);
+      const { samples } = await labelRequest(c.req, false);
+      sendJson(c.res, 200, await dataset.unlabel(samples));
     },
   },
   {

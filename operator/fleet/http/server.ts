@@ -20,7 +20,7 @@ import { describeError, EdgeheadError } from '../../../base/errors';
 import { closeServer, listenOn } from '../../../base/http-server';
 import { createLogger } from '../../../base/log';
 import { authenticate, challenge, type FleetAuth } from './auth';
-import type { FleetSource, Health, HistorySource, MetricsSource, RolloutControl, WebAssets } from './deps';
+import type { DatasetSource, FleetSource, Health, HistorySource, MetricsSource, RolloutControl, WebAssets } from './deps';
 import { crossSiteRefusal, hostRefusal, isLoopbackHost } from './guard';
 import { type ApiDeps, HttpError, matchRoute, sendJson, statusOf } from './routes';
 import { SseHub } from './sse';
@@ -46,6 +46,8 @@ export interface FleetHttpOptions {
   clock?: Clock;
   /** SSE limits (defaults in sse.ts: heartbeat 15 s, 100 clients). */
   sse?: { heartbeatMs?: number; maxClients?: number };
+  /** The labelling page's data folder (dataset.dir); undefined: its routes answer 404. */
+  dataset?: DatasetSource;
 }
 
 export interface FleetHttpServer {

@@ -1,6 +1,6 @@
 /**
  * The dashboard's files and the security headers every response carries. The page is one index.html (hash routing:
- * #/, #/device/<id>, #/rollouts, so the server serves only "/"), one JS bundle and one CSS file; no inline script or
+ * #/, #/device/<id>, #/rollouts, #/label, so the server serves only "/"), one JS bundle and one CSS file; no inline script or
  * style, so the Content-Security-Policy can be `default-src 'self'` without exceptions for code. Images may be blob:
  * URLs (the snapshot is fetched with the Authorization header, then shown from a blob).
  */

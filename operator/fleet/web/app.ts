@@ -5,6 +5,7 @@
  *   #/              the fleet table (fleet-table.ts)
  *   #/device/<id>   one device: facts, charts, snapshot (device-page.ts)
  *   #/rollouts      rollouts and the form that starts one (rollouts-page.ts)
+ *   #/label[/<c>]   label pulled samples: unlabeled, or class <c> (label-page.ts; needs dataset.dir)
  *
  * With token auth a 401 shows the login form; the token is kept in sessionStorage (api.ts).
  */
@@ -14,6 +15,7 @@ import { setToken, token, Unauthorized } from './api';
 import { DevicePage } from './device-page';
 import { h } from './dom';
 import { FleetTable } from './fleet-table';
+import { LabelPage } from './label-page';
 import { RolloutsPage } from './rollouts-page';
 import { openEventStream } from './sse-client';
 import { FleetStore } from './store';
@@ -38,9 +40,12 @@ function route(): void {
   page?.destroy();
   const hash = location.hash.replace(/^#/, '') || '/';
   const device = /^\/device\/(.+)$/.exec(hash);
-  for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a')) a.classList.toggle('active', a.dataset.nav === (hash.startsWith('/rollouts') ? 'rollouts' : device ? '' : 'fleet'));
+  const label = /^\/label(?:\/(.+))?$/.exec(hash);
+  const nav = hash.startsWith('/rollouts') ? 'rollouts' : label ? 'label' : device ? '' : 'fleet';
+  for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a')) a.classList.toggle('active', a.dataset.nav === nav);
   if (device) page = new DevicePage(store, main, decodeURIComponent(device[1]!));
   else if (hash.startsWith('/rollouts')) page = new RolloutsPage(store, main);
+  else if (label) page = new LabelPage(main, label[1] === undefined ? undefined : decodeURIComponent(label[1]));
   else page = new FleetTable(store, main);
 }
 
