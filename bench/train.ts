@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- train [--sizes 150x4,1000x4,3000x20] [--dim 1792] [--seed 1]`. Not a test.
+ * `npm run bench -- train [--sizes 150x4,1000x4,3000x20] [--dim 1792] [--seed 1] [--grad-tol F]`. Not a test.
  *
  * Times `trainHead` (operator/training/train.ts) with its default options on synthetic but feature-like problems:
  * Gaussian class clusters in `dim` dimensions (1792: mobilenet_v2_140's features) sharing a strong low-rank
@@ -58,17 +58,21 @@ interface Row {
   nll: string;
 }
 
-function run(n: number, classes: number, dim: number, seed: number): Row {
+function run(n: number, classes: number, dim: number, seed: number, gradTol: number): Row {
   const problem = `${n} x ${dim} x ${classes} classes`;
   process.stderr.write(`${problem}: generating...\n`);
   const samples = syntheticSamples(n, classes, dim, seed);
   const fits: (FitInfo & { ms: number })[] = [];
+  // A bar on a TTY; otherwise a line per fit (the fits are synchronous: a timer-driven bar would not redraw).
+  const tty = process.stderr.isTTY === true;
   let bar: ReturnType<typeof progressBar> | undefined;
   const t0 = performance.now();
   let last = t0;
   const r = trainHead(samples, classes, {
     ...DEFAULT_TRAIN_OPTIONS,
+    gradTol,
     onStep: (done, total, info) => {
+      if (!tty) return void process.stderr.write(`${problem} ${done}/${total} ${info} (${round2((performance.now() - t0) / 1000)} s, ${fits[fits.length - 1]?.iterations} iterations)\n`);
       bar ??= progressBar(problem, total);
       bar.update(done, info);
     },
@@ -113,14 +117,15 @@ function run(n: number, classes: number, dim: number, seed: number): Row {
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { sizes: { type: 'string', default: '150x4,1000x4,3000x20' }, dim: { type: 'string', default: '1792' }, seed: { type: 'string', default: '1' } },
+    options: { sizes: { type: 'string', default: '150x4,1000x4,3000x20' }, dim: { type: 'string', default: '1792' }, seed: { type: 'string', default: '1' }, 'grad-tol': { type: 'string' } },
   });
   const dim = Number(values.dim);
   const seed = Number(values.seed);
   const sizes = values.sizes.split(',').map((s) => s.split('x').map(Number) as [number, number]);
   if (!(dim >= 1) || sizes.some(([n, c]) => !(n >= 2 && c >= 2))) throw new Error('usage: npm run bench -- train [--sizes NxC,...] [--dim D] [--seed S]');
   const rows: Row[] = [];
-  for (const [n, c] of sizes) rows.push(run(n, c, dim, seed));
+  const gradTol = Number(values['grad-tol'] ?? DEFAULT_TRAIN_OPTIONS.gradTol);
+  for (const [n, c] of sizes) rows.push(run(n, c, dim, seed, gradTol));
   const head = ['problem', 'total s', 'CV fits s', 'score+calib s', 'refit s', 'fits', 'iters med/max/sum', 'refit iters', 'unconverged', 'l2', 'CV acc'];
   const cells = rows.map((r) => [r.problem, `${r.totalS}`, `${r.cvFitsS}`, `${r.betweenS}`, `${r.refitS}`, `${r.fits}`, `${r.itersMedian}/${r.itersMax}/${r.itersTotal}`, `${r.refitIters}`, `${r.unconverged}`, `${r.l2}`, `${r.cvAccuracy}`]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
