@@ -10,34 +10,52 @@ export interface SseMessage {
   data: string;
 }
 
-/** Incremental SSE parser: push() text as it arrives, get the complete messages. */
+/** A line end of the SSE format. */
+const LINE_END = /\r\n|\n|\r/g;
+
+/**
+ * Incremental SSE parser: push() text as it arrives, get the complete messages. Only the new text is searched for
+ * line ends and a line's pieces are joined once it is complete, so a large event (a batch of a thousand device rows
+ * arriving in many chunks) costs linear time, not a rescan of everything buffered at every chunk.
+ */
 export class SseParser {
-  private buffer = '';
+  /** The pieces of the line being received (chunks without a line end yet). */
+  private partial: string[] = [];
+  /** The last chunk ended with "\r": a "\n" starting the next one is the rest of that line end. */
+  private afterCR = false;
   private event = '';
   private data: string[] = [];
 
   push(text: string): SseMessage[] {
-    this.buffer += text;
     const out: SseMessage[] = [];
-    for (;;) {
-      const nl = this.buffer.search(/\r\n|\n|\r/);
-      if (nl < 0) break;
-      const line = this.buffer.slice(0, nl);
-      this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (this.data.length) out.push({ event: this.event || 'message', data: this.data.join('\n') });
-        this.event = '';
-        this.data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'event') this.event = value;
-      else if (field === 'data') this.data.push(value);
+    if (text === '') return out;
+    let start = this.afterCR && text.startsWith('\n') ? 1 : 0;
+    this.afterCR = false;
+    LINE_END.lastIndex = start;
+    for (let m = LINE_END.exec(text); m; m = LINE_END.exec(text)) {
+      this.partial.push(text.slice(start, m.index));
+      this.line(this.partial.length === 1 ? this.partial[0]! : this.partial.join(''), out);
+      this.partial = [];
+      start = LINE_END.lastIndex;
+      if (m[0] === '\r' && start === text.length) this.afterCR = true;
     }
+    if (start < text.length) this.partial.push(text.slice(start));
     return out;
+  }
+
+  private line(line: string, out: SseMessage[]): void {
+    if (line === '') {
+      if (this.data.length) out.push({ event: this.event || 'message', data: this.data.join('\n') });
+      this.event = '';
+      this.data = [];
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + (line.charCodeAt(colon + 1) === 32 ? 2 : 1));
+    if (field === 'event') this.event = value;
+    else if (field === 'data') this.data.push(value);
   }
 }
 
