@@ -52,7 +52,7 @@ export const headEvalCommand: Command = {
     try {
       loaded = loadSamples(dataset.items, {
         expected,
-        ...(extractor ? { extractImage: imageExtractor(extractor, choice, false) } : {}),
+        ...(extractor ? { extractImage: imageExtractor(extractor, { ...choice, ...(m.region ? { region: m.region } : {}) }, false) } : {}), // crops like a device running this head
         onProgress: (done) => bar.update(done),
         onSkip: (f, reason) => values.quiet || process.stderr.write(`\nskipping ${f}: ${reason}\n`),
       });

@@ -1,6 +1,8 @@
 /** `edgehead head train --data DIR --out FILE ...`: features from side-files or images, then the convex trainer. */
 import * as path from 'node:path';
+import type { Region } from '../../protocol/dataset';
 import { makeHeadFile } from '../../protocol/head/format';
+import { regionOutside } from '../../protocol/head/manifest';
 import { makeTestVectors } from '../../protocol/head/test-vectors';
 import { writeHeadFile } from '../../protocol/head/files';
 import { DEFAULT_TRAIN_OPTIONS, formatConfusion, L2_GRID, trainHead, type TrainSample } from '../../operator/training/train';
@@ -13,14 +15,16 @@ import { openExtractor, RUNTIME_OPTIONS, RUNTIME_USAGE, runtimeChoice } from '..
 
 const D = DEFAULT_TRAIN_OPTIONS;
 const USAGE = `edgehead head train --data DIR --out FILE [--extractor ID] [--no-flip] [--no-balance] [--no-calibrate]
-       [--l2 F] [--folds N] [--seed N] [--id ID] [--version N] [--test-vectors N] [--created-at ISO] [--quiet]
+       [--l2 F] [--folds N] [--seed N] [--id ID] [--version N] [--test-vectors N] [--created-at ISO] [--region X,Y,W,H] [--quiet]
        ${RUNTIME_USAGE}
   DIR/<class>/: one sub-folder per class with images (*.jpg, *.jpeg, *.png) and/or feature side-files (<name>.json,
   as \`edgehead dataset pull\` writes them; a side-file is used instead of its image; DIR/unlabeled/ is ignored).
   Fits class-balanced multinomial logistic regression (L-BFGS), the L2 strength chosen by stratified ${D.maxFolds}-fold
   cross-validation over ${L2_GRID[0]}..${L2_GRID[L2_GRID.length - 1]} (--l2 fixes it), refits on all samples, scales the
   scores with a temperature fitted on the out-of-fold predictions (--no-calibrate: off) and writes the head file.
-  Images are also used mirrored (--no-flip: off). Prints the cross-validated accuracy and confusion matrix.
+  Images are also used mirrored (--no-flip: off). --region X,Y,W,H (fractions of the frame) crops the images before
+  extraction and is written into the head, so devices crop their frames the same way; side-files carry the region
+  they were collected with, and every sample must share one. Prints the cross-validated accuracy and confusion matrix.
   Defaults: seed ${D.seed}, id = file name, version 1, test-vectors 1, created-at = now. Same data and options give
   the same weights, bit for bit. See docs/training.md.`;
 
@@ -36,6 +40,7 @@ export const headTrainCommand: Command = {
         data: { type: 'string' },
         out: { type: 'string' },
         'no-flip': { type: 'boolean' },
+        region: { type: 'string' },
         'no-balance': { type: 'boolean' },
         'no-calibrate': { type: 'boolean' },
         l2: { type: 'string' },
@@ -77,6 +82,7 @@ export const headTrainCommand: Command = {
     const nTestVectors = intArg(values['test-vectors'], 'test-vectors', 0, 1);
     const dataset = scanDataset(values.data);
     const choice = runtimeChoice(values);
+    const imageRegion = values.region === undefined ? null : regionArg(values.region);
     const say = (s: string) => values.quiet || process.stderr.write(s + '\n');
     // The extractor is opened even for side-files only: its fingerprint is what the head (and the samples) are bound to.
     const { extractor } = await openExtractor(choice);
@@ -90,7 +96,8 @@ export const headTrainCommand: Command = {
     try {
       loaded = loadSamples(dataset.items, {
         expected: { id: info.id, fingerprint: info.fingerprint, featureDim: info.featureDim },
-        extractImage: imageExtractor(extractor, choice, flip),
+        extractImage: imageExtractor(extractor, { ...choice, ...(imageRegion ? { region: imageRegion } : {}) }, flip),
+        imageRegion,
         onProgress: (done) => bar.update(done),
         onSkip: (file, reason) => say(`\nskipping ${file}: ${reason}`),
       });
@@ -146,3 +153,14 @@ export const headTrainCommand: Command = {
     return 0;
   },
 };
+
+/** --region X,Y,W,H: four fractions of the frame, inside it (x + w <= 1, y + h <= 1). */
+export function regionArg(value: string): Region {
+  const parts = value.split(',').map((v) => Number(v.trim()));
+  const bad = parts.length !== 4 || parts.some((v) => !Number.isFinite(v)) || parts[0]! < 0 || parts[1]! < 0 || !(parts[2]! > 0) || !(parts[3]! > 0);
+  const outside = bad ? undefined : regionOutside(parts);
+  if (bad || outside) {
+    throw new EdgeheadError('BAD_ARGS', `--region must be X,Y,W,H: fractions of the frame with w, h > 0${outside ? `; it ${outside}` : ''} (got "${value}")`);
+  }
+  return parts as Region;
+}

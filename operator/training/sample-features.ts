@@ -35,6 +35,8 @@ export interface LoadOptions {
   expected: ExpectedExtractor;
   /** Image -> features; required when some item has no side-file. */
   extractImage?: ImageExtract;
+  /** The region extractImage crops to (recorded on the image samples; null or absent: the whole frame). */
+  imageRegion?: Region | null;
   onProgress?: (done: number, total: number) => void;
   /** An image that cannot be read or decoded is skipped (side-file problems are errors). */
   onSkip?: (file: string, reason: string) => void;
@@ -55,7 +57,7 @@ export function loadSamples(items: readonly DatasetItem[], opts: LoadOptions): L
       if (!opts.extractImage) throw new Error(`${file}: no extractor to compute its features`);
       try {
         const r = opts.extractImage(file);
-        out.push({ item, file, features: r.features, ...(r.mirror ? { mirror: r.mirror } : {}), region: null });
+        out.push({ item, file, features: r.features, ...(r.mirror ? { mirror: r.mirror } : {}), region: opts.imageRegion ?? null });
       } catch (e) {
         opts.onSkip?.(file, describeError(e));
       }

@@ -111,3 +111,25 @@ test('shared photos: >= 0.85 cross-validated accuracy', { skip: !HAVE_SHARED && 
   assert.ok(Number(m[1]) >= 0.85, train.stdout);
   assert.equal((readHeadFile(out, 1 << 24).manifest.metrics?.cvAccuracy as number).toFixed(3), m[1]);
 });
+
+test('--region: images are cropped before extraction and the head carries the region; eval crops the same way', { timeout: 600_000 }, async () => {
+  const dir = tmpDir();
+  const fast = ['--no-flip', '--l2', '0.01', '--no-calibrate', ...CREATED, '--quiet'];
+  const whole = path.join(dir, 'whole.head');
+  const cropped = path.join(dir, 'cropped.head');
+  for (const [out, extra] of [[whole, []], [cropped, ['--region', '0.25,0,0.5,0.5']]] as const) {
+    const r = await runCli(['head', 'train', '--data', SAMPLES, '--out', out, '--id', 'samples', ...fast, ...extra], { timeoutMs: 300_000 });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const a = readHeadFile(whole, 1 << 24);
+  const b = readHeadFile(cropped, 1 << 24);
+  assert.equal(a.manifest.region, undefined);
+  assert.deepEqual(b.manifest.region, [0.25, 0, 0.5, 0.5]);
+  assert.notEqual(a.manifest.sha256, b.manifest.sha256, 'the crop changed the features, so the weights');
+  const ev = await runCli(['head', 'eval', '--head', cropped, '--data', SAMPLES, '--json', '--quiet'], { timeoutMs: 300_000 });
+  assert.equal(ev.code, 0, ev.stderr);
+  assert.equal((JSON.parse(ev.stdout) as EvalJson).confusion.flat().reduce((x, y) => x + y, 0), 16);
+  const bad = await runCli(['head', 'train', '--data', SAMPLES, '--out', path.join(dir, 'bad.head'), '--region', '0.6,0,0.5,1', '--quiet']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--region must be X,Y,W,H: .*x \+ w = 1\.1 > 1/);
+});
