@@ -1,8 +1,8 @@
 /**
  * The fleet server's Prometheus metrics (GET /metrics): one prom-client registry whose collect() callbacks read
  * FleetState and the rollouts at scrape time, so nothing is counted twice and a forgotten device's series are gone at
- * the next scrape. The metric names are a contract (contrib/grafana, contrib/prometheus/alerts.yml), listed in
- * FLEET_METRIC_NAMES; they pass `promtool check metrics` (base units, no "quantile" label outside a summary).
+ * the next scrape. The metric names are a contract (contrib/grafana, contrib/prometheus/alerts.yml), listed by
+ * fleetMetricNames(); they pass `promtool check metrics` (base units, no "quantile" label outside a summary).
  *
  * Cardinality, bounded by construction:
  *   - per device (at most history.maxDevices): ~10 series, plus one per (device, label) of the predictions counter,
@@ -194,10 +194,13 @@ export function createFleetMetrics(opts: FleetMetricsOptions): FleetMetrics {
 
 /**
  * Every metric name createFleetMetrics registers (the contract of contrib/ and docs/scaling.md), read off a registry
- * built once without a data source: collect() runs at scrape time only, and this registry is never scraped.
+ * built without a data source: collect() runs at scrape time only, and this registry is never scraped. A function,
+ * not a constant: every `edgehead` command loads this module, and only the tests need the names.
  */
-export const FLEET_METRIC_NAMES: readonly string[] = Object.freeze(
-  createFleetMetrics({ state: undefined as never, rollouts: () => [], clock: undefined as never, maxLabelsPerHead: 1 })
-    .registry.getMetricsAsArray()
-    .map((m) => m.name),
-);
+export function fleetMetricNames(): readonly string[] {
+  return Object.freeze(
+    createFleetMetrics({ state: undefined as never, rollouts: () => [], clock: undefined as never, maxLabelsPerHead: 1 })
+      .registry.getMetricsAsArray()
+      .map((m) => m.name),
+  );
+}

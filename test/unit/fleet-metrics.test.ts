@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualClock } from '../../base/clock';
 import { FleetHistory } from '../../operator/fleet/history';
-import { createFleetMetrics, FLEET_METRIC_NAMES, ROLLOUTS_SHOWN } from '../../operator/fleet/metrics';
+import { createFleetMetrics, fleetMetricNames, ROLLOUTS_SHOWN } from '../../operator/fleet/metrics';
 import type { RolloutView } from '../../operator/fleet/model';
 import { FleetState } from '../../operator/fleet/state';
 import { birthMessage, offlineMessage } from '../../protocol/messages';
 import { PROMTOOL, promtoolCheckMetrics } from '../support/prometheus';
+
+const FLEET_METRIC_NAMES = fleetMetricNames();
 
 const SHA = 'b'.repeat(64);
 const T0 = Date.parse('2026-01-01T00:00:00Z');
