@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI: the board for real. Boots a Debian bookworm VM with systemd under qemu-system-x86_64 (TCG: no KVM needed) and,
+# CI: the board for real. Boots a Debian bookworm VM with systemd under qemu-system-x86_64 (TCG: no KVM needed; or
+# qemu-system-aarch64 with --arch=arm64, too slow for every CI run: see the numbers in test/README.md) and,
 # inside it, runs the firmware scripts against a real service manager (.ci/board/guest-drive.sh):
 #   boot -> camera (the kernel's vivid V4L2 test driver, captured by fswebcam) -> install.sh -> the unit active
 #   (Type=notify: READY after the first frame) -> a prediction from the vivid camera at the VM's Mosquitto ->
@@ -17,6 +18,13 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . .ci/lib.sh
+ARCH=amd64
+case ${1:-} in
+  "") ;;
+  --arch=amd64 | --arch=arm64) ARCH=${1#--arch=} ;;
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: .ci/board.sh [--arch=amd64|arm64]" >&2; exit 2 ;;
+esac
 VM_TIMEOUT=${EDGEHEAD_CI_BOARD_TIMEOUT:-1500}
 CACHE_ROOT=${EDGEHEAD_CI_CACHE:-$REPO/.cache/ci}
 
@@ -30,19 +38,28 @@ trap cleanup EXIT
 
 # -------------------------------------------------------------------------------------------------------------- tools
 step "tools"
-need_tools qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils debootstrap:debootstrap mkfs.ext4:e2fsprogs
-echo "$(qemu-system-x86_64 --version | head -n 1); debootstrap $(dpkg-query -W -f '${Version}' debootstrap); host node $(node --version)"
+if [ "$ARCH" = arm64 ]; then
+  need_tools qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
+  QEMU=(qemu-system-aarch64 -machine virt -cpu max)
+  CONSOLE=ttyAMA0
+else
+  need_tools qemu-system-x86_64:qemu-system-x86
+  QEMU=(qemu-system-x86_64 -machine q35 -cpu max)
+  CONSOLE=ttyS0
+fi
+need_tools qemu-img:qemu-utils debootstrap:debootstrap mkfs.ext4:e2fsprogs
+echo "$("${QEMU[0]}" --version | head -n 1); debootstrap $(dpkg-query -W -f '${Version}' debootstrap); host node $(node --version)"
 
 # -------------------------------------------------------------------------------------------------------- base image
-step "base image (Debian bookworm + systemd, cached)"
-KEY=$(sha256sum .ci/board/image.sh | cut -c 1-16)
+step "base image (Debian bookworm $ARCH + systemd, cached)"
+KEY=$ARCH-$(sha256sum .ci/board/image.sh | cut -c 1-16)
 IMAGE=$CACHE_ROOT/board/$KEY
 if [ -f "$IMAGE/base.img" ] && [ -f "$IMAGE/vmlinuz" ] && [ -f "$IMAGE/initrd.img" ]; then
   echo "cached: ${IMAGE#"$REPO"/} ($(du -sh "$IMAGE" | cut -f 1))"
 else
   t=$SECONDS
   rm -rf "$IMAGE.tmp"
-  bash .ci/board/image.sh "$IMAGE.tmp" || fail "building the VM image failed"
+  bash .ci/board/image.sh "$IMAGE.tmp" "$ARCH" || fail "building the VM image failed"
   rm -rf "$IMAGE"
   mv "$IMAGE.tmp" "$IMAGE"
   ok "built ${IMAGE#"$REPO"/} in $((SECONDS - t)) s"
@@ -115,13 +132,13 @@ find "$CIDIR" -maxdepth 1 -type f -printf '  %f %s bytes\n' | sort
 step "boot the VM and run the board steps (at most $VM_TIMEOUT s)"
 qemu-img create -q -f qcow2 -F raw -b "$IMAGE/base.img" "$WORK/root.qcow2"
 : >"$WORK/report.log"
-QEMU=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 1536 -no-user-config -nodefaults
-  -display none -monitor none -nic none
+QEMU+=(-smp 2 -m 1536 -no-user-config -nodefaults -display none -monitor none -nic none
   -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img"
-  -append "root=LABEL=edgeheadroot rw console=ttyS0 quiet systemd.show_status=error"
+  -append "root=LABEL=edgeheadroot rw console=$CONSOLE quiet systemd.show_status=error"
   -drive "file=$WORK/root.qcow2,if=virtio,format=qcow2"
   -drive "file=$WORK/ci.img,if=virtio,format=raw,readonly=on"
-  -serial "file:$WORK/console.log" -serial "file:$WORK/report.log")
+  -serial "file:$WORK/console.log"
+  -device virtio-serial-pci -chardev "file,id=report,path=$WORK/report.log" -device "virtconsole,chardev=report")
 echo "${QEMU[*]}"
 T_BOOT=$(date +%s)
 "${QEMU[@]}" 2>"$WORK/qemu.err" &

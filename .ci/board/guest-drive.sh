@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs INSIDE the CI board VM (.ci/board.sh), as root, from edgehead-ci.service at every boot. Reads its inputs from
-# the CI disk mounted at /mnt/ci (bundle tarballs, firmware-scripts/, config.yaml) and reports on the second serial
-# port (/dev/ttyS1, a file on the host), one line per step:
+# the CI disk mounted at /mnt/ci (bundle tarballs, firmware-scripts/, config.yaml) and reports on a virtio console
+# (/dev/hvc0, a file on the host; the serial console stays the kernel's), one line per step:
 #   BOARD <step> ok <seconds> <detail>      BOARD <step> FAIL <seconds> <why>      BOARD done ok|FAIL
 # A phase file in /var/lib/edgehead-ci carries the run across the reboot step. On a failure it dumps the agent's
 # journal to the report, then powers the VM off (the host reads the report; the VM never waits for a human).
 set -uo pipefail
 CI=/mnt/ci
-OUT=/dev/ttyS1
+OUT=/dev/hvc0
 PHASE_FILE=/var/lib/edgehead-ci/phase
 DEVICE_ID=board-ci
 TOPIC=edgehead/$DEVICE_ID/predictions
@@ -87,8 +87,8 @@ if [ "$PHASE" = 1 ]; then
   ok "active/running (Type=$(prop Type), NotifyAccess=$(prop NotifyAccess), WatchdogUSec=$(prop WatchdogUSec)); status: $(prop StatusText)"
 
   begin prediction
-  # shellcheck disable=SC2016 # JavaScript template literals, not shell
   one_prediction 300 >/tmp/p.json || fail "no message on $TOPIC within 300 s"
+  # shellcheck disable=SC2016 # JavaScript template literals, not shell
   node -e '
     const p = JSON.parse(require("fs").readFileSync("/tmp/p.json", "utf8"));
     if (!String(p.source).startsWith("webcam:/dev/video0")) { console.error(`source ${p.source}`); process.exit(1); }

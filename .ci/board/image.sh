@@ -5,22 +5,39 @@
 # Debian's nodejs, fswebcam, v4l-utils, Mosquitto (the broker the agent talks to, inside the VM: the VM has no network
 # device at all). No bootloader: qemu starts the kernel directly (-kernel/-initrd).
 #
-# Usage: image.sh OUT_DIR
+# Usage: image.sh OUT_DIR [amd64|arm64]
 # Writes OUT_DIR/base.img (ext4, label edgeheadroot), OUT_DIR/vmlinuz, OUT_DIR/initrd.img. Runs as root (debootstrap,
 # file ownership in the image). No loop devices or mounts: mkfs.ext4 -d copies the tree into the image.
+# arm64 on an amd64 host: debootstrap's second stage runs the arm64 package scripts through qemu-aarch64-static, which
+# needs the kernel's binfmt_misc handler for AArch64 ELF files; it is registered here when missing (mounts
+# binfmt_misc, writes Debian's /usr/lib/binfmt.d/qemu-aarch64.conf to its register file: a change to the machine that
+# lasts until reboot).
 set -euo pipefail
-OUT=${1:?usage: image.sh OUT_DIR}
+OUT=${1:?usage: image.sh OUT_DIR [amd64|arm64]}
+ARCH=${2:-amd64}
 SUITE=bookworm
 MIRROR=${EDGEHEAD_CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=systemd,systemd-sysv,udev,kmod,linux-image-amd64,nodejs,fswebcam,v4l-utils,mosquitto,mosquitto-clients,openssl,procps
+PACKAGES=systemd,systemd-sysv,udev,kmod,linux-image-$ARCH,nodejs,fswebcam,v4l-utils,mosquitto,mosquitto-clients,openssl,procps
 SIZE=4G
+
+case $ARCH in
+  amd64) ;;
+  arm64)
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+      [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+      cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+      echo "registered qemu-aarch64 with binfmt_misc (for debootstrap's second stage)"
+    fi
+    ;;
+  *) echo "image.sh: architecture $ARCH: amd64 or arm64" >&2; exit 2 ;;
+esac
 
 ROOTFS=$OUT/rootfs
 rm -rf "$ROOTFS" "$OUT/base.img"
 mkdir -p "$OUT"
-echo "debootstrap $SUITE ($MIRROR) with $PACKAGES"
+echo "debootstrap $SUITE $ARCH ($MIRROR) with $PACKAGES"
 t=$SECONDS
-if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >"$OUT/debootstrap.log" 2>&1; then
+if ! debootstrap --arch="$ARCH" --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >"$OUT/debootstrap.log" 2>&1; then
   tail -n 20 "$OUT/debootstrap.log" >&2
   echo "debootstrap failed (log: $OUT/debootstrap.log)" >&2
   exit 1
