@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CI: update.sh on a fake root whose service runs under a systemctl stand-in (.ci/fake-systemctl.sh): a bad or
-# missing sha256, files that differ from manifest.json, Ed25519 signatures (another key; a configured update.pub makes
-# them mandatory), switch + restart + health check, rollback of a bundle whose agent exits at once, re-applying the
-# current bundle, pruning to the newest 3 versions. Then, on the same root: provision-model.sh against a loopback HTTP
+# CI: update.sh on a fake root whose service runs under a systemctl stand-in (.ci/fake-systemctl.sh: Type=notify with a
+# systemd-notify stand-in, Restart=always, `systemctl show`): a bad or missing sha256, files that differ from
+# manifest.json, Ed25519 signatures (another key; a configured update.pub makes them mandatory), switch + restart +
+# health check (the unit active after the agent's READY=1), rollback of bundles whose agent exits at once, never sends
+# READY=1, or exits soon after it, re-applying the current bundle, pruning to the newest 3 versions. Then, on the same root: provision-model.sh against a loopback HTTP
 # server, and uninstall.sh (--dry-run, keeps config and state, --purge with userdel --root). Run by .ci/firmware.sh;
 # runs alone too (as root on Debian bookworm; builds dist/ if missing).
 set -euo pipefail
@@ -71,19 +72,28 @@ backend:
 EOF
 node dist/edgehead.cjs config check "$R/etc/edgehead/config.yaml" >/dev/null || fail "the CI agent config is not valid"
 
-# make_bundle NAME VERSION [broken|corrupt]: $WORK/NAME.tar.gz (+ .sha256): dist/ with manifest.json's version set to
-# VERSION (dist/manifest.json from `npm run build`, or a bare one). "broken": an edgehead.cjs whose `run` exits at
-# once (but --version works), listed in manifest.json with its real sha256: a well-formed bundle that does not run.
-# "corrupt": a byte appended to a file after the manifest was written.
+# make_bundle NAME VERSION [broken|corrupt|signed]: $WORK/NAME.tar.gz with its .sha256 (and .sig): dist/ copied with
+# manifest.json's version set to VERSION, packaged by `npm run package -- --dist` into $WORK/pkg/ as
+# edgehead-VERSION.tar.gz(.sha256, .sig); $WORK/NAME.tar.gz (and .sig) are symlinks to those: update.sh resolves the
+# link and reads the .sha256 (and .sig) beside the real file. "signed": signed with $WORK/update.key (--key).
+# "broken": an edgehead.cjs whose `run` exits at once (but --version works), listed in manifest.json with its real
+# sha256: a well-formed bundle that does not run. "corrupt": the packaged tarball unpacked, a byte appended to a file
+# after the manifest was written, packed again by hand with a matching .sha256 (npm run package refuses a bundle
+# that does not match its manifest.json, as update.sh does).
 make_bundle() {
-  local name=$1 version=$2 dir=$WORK/bundles/$1
+  local name=$1 version=$2 kind=${3:-} dir=$WORK/bundles/$1 opts=()
   rm -rf "$dir"
   mkdir -p "$dir"
   cp -R dist/. "$dir/"
-  if [ "${3:-}" = broken ]; then
-    printf '%s\n' '#!/usr/bin/env node' \
-      "if (process.argv[2] === '--version') { console.log('$version'); process.exit(0); }" \
-      "console.error('edgehead: error: this build is broken on purpose (CI rollback test)'); process.exit(1);" >"$dir/edgehead.cjs"
+  # noready: `run` runs but never sends READY=1; flaky: sends READY=1 and exits 2 s later (like broken, well-formed).
+  local run=""
+  case $kind in
+    broken) run="console.error('edgehead: error: this build is broken on purpose (CI rollback test)'); process.exit(1);" ;;
+    noready) run="console.error('edgehead: runs, never READY (CI rollback test)'); setInterval(() => {}, 1 << 30);" ;;
+    flaky) run="require('child_process').execFileSync('systemd-notify', ['--ready', '--status=flaky: exits in 2 s']); setTimeout(() => process.exit(1), 2000);" ;;
+  esac
+  if [ -n "$run" ]; then
+    printf '%s\n' '#!/usr/bin/env node' "if (process.argv[2] === '--version') { console.log('$version'); process.exit(0); }" "$run" >"$dir/edgehead.cjs"
   fi
   # shellcheck disable=SC2016 # JavaScript template literals, not shell
   node -e '
@@ -97,19 +107,37 @@ make_bundle() {
       m.files["edgehead.cjs"] = { bytes: b.length, sha256: crypto.createHash("sha256").update(b).digest("hex") };
     }
     fs.writeFileSync(f, JSON.stringify(m, null, 2) + "\n");' "$dir" "$version"
-  if [ "${3:-}" = corrupt ]; then printf 'x' >>"$dir/assets/heads/demo.head"; fi
-  tar -czf "$WORK/$name.tar.gz" -C "$dir" .
-  (cd "$WORK" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
+  if [ "$kind" = signed ]; then opts+=(--key "$WORK/update.key"); fi
+  npm run --silent package -- --dist "$dir" --out "$WORK/pkg" "${opts[@]}" >"$WORK/package-$name.txt" 2>&1 ||
+    { cat "$WORK/package-$name.txt"; fail "npm run package -- --dist $dir failed"; }
+  local tarball=$WORK/pkg/edgehead-$version.tar.gz
+  [ -f "$tarball.sha256" ] || fail "npm run package made no $tarball.sha256"
+  if [ "$kind" = corrupt ]; then
+    mkdir -p "$dir.unpacked"
+    tar -xzf "$tarball" -C "$dir.unpacked"
+    printf 'x' >>"$dir.unpacked/edgehead-$version/assets/heads/demo.head"
+    tar -czf "$WORK/$name.tar.gz" -C "$dir.unpacked" .
+    (cd "$WORK" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
+  else
+    ln -sfn "pkg/edgehead-$version.tar.gz" "$WORK/$name.tar.gz"
+    if [ "$kind" = signed ]; then ln -sfn "pkg/edgehead-$version.tar.gz.sig" "$WORK/$name.tar.gz.sig"; fi
+  fi
 }
+# The update key (Ed25519, made as docs/deploy.md says): make_bundle ... signed signs with it.
+openssl genpkey -algorithm ed25519 -out "$WORK/update.key" 2>/dev/null
+openssl pkey -in "$WORK/update.key" -pubout -out "$WORK/update.pub"
 HAVE_FILE_LIST=0
 if [ -f dist/manifest.json ] && node -e 'process.exit(JSON.parse(require("fs").readFileSync("dist/manifest.json","utf8")).files ? 0 : 1)'; then
   HAVE_FILE_LIST=1
 fi
-make_bundle v011 0.1.1
+make_bundle v011 0.1.1 signed
 make_bundle v012 0.1.2-broken broken
+make_bundle v016 0.1.6-noready noready
+make_bundle v017 0.1.7-flaky flaky
 make_bundle v013 0.1.3
 make_bundle v014 0.1.4
 make_bundle corrupt 0.1.5 corrupt
+sed 's/^/    | /' "$WORK/package-v011.txt"
 
 # Start the installed version under the stand-in first (the update restarts whatever runs).
 "$FIRMWARE_SYSTEMCTL" enable edgehead
@@ -143,8 +171,6 @@ else
 fi
 
 echo "--- Ed25519 signatures (openssl pkeyutl -rawin)"
-openssl genpkey -algorithm ed25519 -out "$WORK/update.key" 2>/dev/null
-openssl pkey -in "$WORK/update.key" -pubout -out "$WORK/update.pub"
 openssl genpkey -algorithm ed25519 -out "$WORK/other.key" 2>/dev/null
 openssl pkeyutl -sign -inkey "$WORK/other.key" -rawin -in "$WORK/v011.tar.gz" -out "$WORK/v011.tar.gz.badsig"
 if "${UPD[@]}" --signature "$WORK/v011.tar.gz.badsig" --pubkey "$WORK/update.pub" "$WORK/v011.tar.gz" >"$WORK/u-sig.txt" 2>&1; then
@@ -156,7 +182,7 @@ expect_in "$WORK/u-sig.txt" "bad signature"
 ok "a signature by another key: refused"
 
 echo "--- a good, signed update: $VERSION -> 0.1.1"
-openssl pkeyutl -sign -inkey "$WORK/update.key" -rawin -in "$WORK/v011.tar.gz" -out "$WORK/v011.tar.gz.sig"
+# v011.tar.gz.sig: made by npm run package --key (make_bundle v011 0.1.1 signed)
 t=$SECONDS
 "${UPD[@]}" --signature "$WORK/v011.tar.gz.sig" --pubkey "$WORK/update.pub" "$WORK/v011.tar.gz" >"$WORK/u1.txt" 2>&1 || { cat "$WORK/u1.txt" "$STUB_STATE/log"; fail "update to 0.1.1 failed"; }
 sed 's/^/    | /' "$WORK/u1.txt"
@@ -165,7 +191,12 @@ expect_in "$WORK/u1.txt" "healthy: edgehead 0.1.1 is running"
 [ "$(readlink "$R/opt/edgehead/current")" = 0.1.1 ] || fail "current is not 0.1.1"
 "$FIRMWARE_SYSTEMCTL" is-active edgehead >/dev/null || fail "the agent is not running after the update"
 tail -n 1 "$STUB_STATE/starts" | grep -q "$R/opt/edgehead/current/edgehead.cjs run --config $R/etc/edgehead/config.yaml" || fail "the stand-in did not run the unit's ExecStart"
-ok "updated to 0.1.1 in $((SECONDS - t)) s (signature, switch, restart, healthy)"
+# Healthy only through the agent's own READY=1 (its systemd-notify call, logged by the stand-in with the agent's PID).
+expect_in "$WORK/u1.txt" "health: active (running), main PID"
+pid=$(cat "$STUB_STATE/pid")
+grep -q "^$pid"$'\t'"--ready"$'\t'"--status=running: head demo v" "$STUB_STATE/notify" || { cat "$STUB_STATE/notify"; fail "no READY=1 from the agent (PID $pid)"; }
+"$FIRMWARE_SYSTEMCTL" show edgehead -p StatusText | grep -q '^StatusText=running: ' || fail "systemctl show: no status line from the agent"
+ok "updated to 0.1.1 in $((SECONDS - t)) s (signature, switch, restart, READY=1, healthy)"
 
 echo "--- a configured key (/etc/edgehead/update.pub) makes the signature mandatory"
 cp "$WORK/update.pub" "$R/etc/edgehead/update.pub"
@@ -183,7 +214,30 @@ expect_in "$WORK/u2.txt" "rolled back: edgehead 0.1.1 is running and healthy"
 [ "$(readlink "$R/opt/edgehead/current")" = 0.1.1 ] || fail "current is $(readlink "$R/opt/edgehead/current") after the rollback, not 0.1.1"
 [ ! -e "$R/opt/edgehead/0.1.2-broken" ] || fail "the failed version was not removed"
 "$FIRMWARE_SYSTEMCTL" is-active edgehead >/dev/null || fail "the agent is not running after the rollback"
+expect_in "$WORK/u2.txt" "health: the new agent did not stay up, systemd restarts it"
 ok "broken bundle: switched back to 0.1.1, restarted, healthy, exit 1 ($((SECONDS - t)) s)"
+
+echo "--- a bundle whose agent runs but never sends READY=1: rolled back at the health timeout"
+t=$SECONDS
+# 30 s: the rollback's check has the same timeout, and the old agent must reach READY within it.
+if "${UPD[@]}" --health-timeout 30 "$WORK/v016.tar.gz" >"$WORK/u6.txt" 2>&1; then cat "$WORK/u6.txt"; fail "update.sh reported success for an agent that never sent READY=1"; fi
+sed 's/^/    | /' "$WORK/u6.txt"
+expect_in "$WORK/u6.txt" "health: not active (running) within 30 s: activating (start)"
+expect_in "$WORK/u6.txt" "rolled back: edgehead 0.1.1 is running and healthy"
+[ "$(readlink "$R/opt/edgehead/current")" = 0.1.1 ] || fail "current is not 0.1.1 after the rollback"
+[ ! -e "$R/opt/edgehead/0.1.6-noready" ] || fail "the failed version was not removed"
+ok "no READY=1: the unit stayed activating, rolled back to 0.1.1 ($((SECONDS - t)) s)"
+
+echo "--- a bundle whose agent sends READY=1 and exits 2 s later: rolled back"
+t=$SECONDS
+if "${UPD[@]}" --stable 5 "$WORK/v017.tar.gz" >"$WORK/u7.txt" 2>&1; then cat "$WORK/u7.txt"; fail "update.sh reported success for an agent that exited after READY=1"; fi
+sed 's/^/    | /' "$WORK/u7.txt"
+expect_in "$WORK/u7.txt" "health: active (running), main PID"
+expect_in "$WORK/u7.txt" "flaky: exits in 2 s"
+expect_in "$WORK/u7.txt" "did not stay up"
+expect_in "$WORK/u7.txt" "rolled back: edgehead 0.1.1 is running and healthy"
+[ "$(readlink "$R/opt/edgehead/current")" = 0.1.1 ] || fail "current is not 0.1.1 after the rollback"
+ok "READY=1 then an exit within --stable: rolled back to 0.1.1 ($((SECONDS - t)) s)"
 
 echo "--- the same bundle again: nothing to do"
 "${UPD[@]}" "$WORK/v011.tar.gz" >"$WORK/u3.txt" 2>&1 || { cat "$WORK/u3.txt"; fail "update.sh with the current bundle failed"; }

@@ -49,6 +49,8 @@ import { HomeAssistantDiscovery } from './integrations/home-assistant';
 import { Problems } from './problems';
 import { ReliablePublisher } from './publish/reliable-publisher';
 import { Scheduler } from './schedule/scheduler';
+import { describeSchedule, frameBoundMs, ServiceHealth } from './service/health';
+import { serviceFromEnv, type ServiceSettings } from './service/notifier';
 import { createFrameSource } from './sources';
 import type { FrameSource } from './sources/source';
 import { nextRunNumber, queuedRuns } from './state/run-counter';
@@ -75,6 +77,8 @@ export interface AgentDeps {
   /** predictions.console "auto" resolves to this. */
   consoleAuto?: boolean;
   problems?: Problems;
+  /** What to tell systemd (READY, watchdog, status). Default: serviceFromEnv() (nothing without NOTIFY_SOCKET). */
+  service?: ServiceSettings;
 }
 
 export interface Agent {
@@ -153,6 +157,24 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
 
     const events = new EventBus();
     const stats = new FrameStats();
+    // READY, the watchdog and the status line for systemd (agent/service/), when it listens (NOTIFY_SOCKET).
+    const service = 'service' in deps ? deps.service : serviceFromEnv();
+    const health: ServiceHealth | undefined =
+      service &&
+      new ServiceHealth({
+        ...service,
+        clock: deps.clock ?? { now: () => performance.now(), setTimeout: systemClock.setTimeout }, // monotonic ages
+        frameBoundMs: frameBoundMs(cfg.source),
+        nextFrameIn: (): number | undefined => {
+          const at: number | undefined = scheduler.nextRunAt;
+          return at === undefined ? undefined : at - clock.now();
+        },
+        describe: (): string => {
+          const head = classifier.head.manifest;
+          const keys = problems.list().map((p) => p.key);
+          return `head ${head.id} v${head.version}, ${describeSchedule(cfg.schedule)}${scheduler.paused ? ' (paused)' : ''}${keys.length ? `, problems: ${keys.join(' ')}` : ''}`;
+        },
+      });
     // The data loop (docs/data-loop.md): samples of classified frames under <stateDir>/collect/, when enabled.
     const collector = cfg.collect.enabled
       ? new Collector({
@@ -178,6 +200,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         ? new MotionGate({ threshold: cfg.motion.threshold, size: cfg.motion.size, maxPixels: cfg.preprocess.maxPixels, maxAgeMs: cfg.predictions.maxIntervalSec * 1000, now: () => clock.now() })
         : undefined,
       collect: collector && ((f) => collector.offer(f)),
+      watch: health,
       print: consoleOn(cfg.predictions.console, deps.consoleAuto) ? (deps.print ?? ((l) => process.stdout.write(l + '\n'))) : undefined,
     });
     teardown.add('heads', () => frames.dispose());
@@ -284,7 +307,8 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       problems: () => problems.list(),
     });
     const metricsServer = cfg.metrics.listen ? new MetricsServer(cfg.metrics.listen, metrics) : undefined;
-    teardown.add('metrics server', () => metricsServer?.stop()); // first to go: no scrape reads a closed queue
+    teardown.add('metrics server', () => metricsServer?.stop()); // no scrape reads a closed queue
+    teardown.add('service health', () => health?.stop()); // first of all: STOPPING=1, no more watchdog pings
 
     let stopped: Promise<void> | undefined;
     return {
@@ -313,6 +337,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         await frames.startSource();
         scheduler.start();
         snapshots.start();
+        health?.start(); // READY now, or after the first frame
         const head = classifier.head.manifest;
         log.info('agent started', {
           device: deviceId,

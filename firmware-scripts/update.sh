@@ -22,18 +22,21 @@ or in one folder):
      `edgehead.cjs --version`), checks every file against manifest.json's sizes and sha256 (when it lists them)
      and that it starts (`--version`)
   4. switches /opt/edgehead/current to it atomically and restarts edgehead.service
-  5. waits until it is healthy: the service is active and the agent's run counter (<state dir>/run, incremented at
-     every agent start) went up and stays unchanged for 5 s. If that does not happen within --health-timeout
-     seconds, switches back to the previous version, restarts it and exits 1.
+  5. waits until it is healthy, as systemd sees it (`systemctl show`): a new main process is "active (running)" --
+     with the unit's Type=notify that is once the agent sent READY=1, after loading the model and a first frame --
+     and stays so for 5 s, the same process, NRestarts unchanged. If the unit fails, systemd restarts the agent by
+     itself (it exited, or the watchdog killed it), or it is not active within --health-timeout seconds, switches
+     back to the previous version, restarts and checks it the same way, and exits 1.
   6. keeps the newest 3 versions (the running one always), removes older ones
 
 Options:
   --signature SIG        detached Ed25519 signature of the tarball (raw, 64 bytes); needs --pubkey
   --pubkey PEM           Ed25519 public key (PEM); default /etc/edgehead/update.pub when it exists
-  --health-timeout N     seconds to wait for a healthy agent (default 60)
-  --stable N             seconds the agent must stay up with the same run number (default 5)
+  --health-timeout N     seconds to wait for the new agent to be active, i.e. READY (default 200: the unit's
+                         TimeoutStartSec=180, and more); then it must stay up --stable seconds
+  --stable N             seconds the agent must stay running, same main process, no restart (default 5)
   --keep N               versions to keep (default 3, at least 2)
-  --state-dir DIR        the agent's stateDir (default /var/lib/edgehead)
+  --state-dir DIR        ignored (the health check no longer reads the run counter); accepted for older callers
   --root DIR             operate on a fake root (tests): paths prefixed with DIR; the service is restarted only
                          through $FIRMWARE_SYSTEMCTL (a systemctl stand-in), else restart and health check are skipped
   -h, --help             this help
@@ -45,10 +48,9 @@ EOF
 BUNDLE=""
 SIG=""
 PUBKEY=""
-HEALTH_TIMEOUT=60
+HEALTH_TIMEOUT=200
 STABLE=5
 KEEP=3
-STATE_ARG=/var/lib/edgehead
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) usage; exit 0 ;;
@@ -64,8 +66,8 @@ while [ $# -gt 0 ]; do
     --stable=*) STABLE=${1#*=} ;;
     --keep) [ $# -ge 2 ] || usage_error "--keep needs a number"; KEEP=$2; shift ;;
     --keep=*) KEEP=${1#*=} ;;
-    --state-dir) [ $# -ge 2 ] || usage_error "--state-dir needs a folder"; STATE_ARG=$2; shift ;;
-    --state-dir=*) STATE_ARG=${1#*=} ;;
+    --state-dir) [ $# -ge 2 ] || usage_error "--state-dir needs a folder"; shift ;;
+    --state-dir=*) ;;
     -*) usage_error "unknown option: $1" ;;
     *) [ -z "$BUNDLE" ] || usage_error "one bundle only (got $BUNDLE and $1)"; BUNDLE=$1 ;;
   esac
@@ -86,7 +88,6 @@ command -v node >/dev/null || die "node is not installed (run install.sh first)"
 
 OPT=$(rp /opt/edgehead)
 ETC=$(rp /etc/edgehead)
-STATE=$(rp "$STATE_ARG")
 BUNDLE=$(realpath "$BUNDLE")
 [ -L "$OPT/current" ] || die "edgehead is not installed ($OPT/current is missing): run install.sh first"
 PREV=$(readlink "$OPT/current")
@@ -165,55 +166,90 @@ show_status() {
   svc status edgehead --no-pager --lines 20 2>&1 | sed 's/^/    /' >&2 || true
 }
 
-# wait_healthy OLD_RUN: 0 when within HEALTH_TIMEOUT s the service is active with a run number above OLD_RUN that stays
-# the same (no restart) for STABLE s; 1 otherwise (or as soon as the service is "failed").
+# unit_state: the unit as systemd sees it (systemctl show), in U_ACTIVE, U_SUB (ActiveState, SubState), U_RESULT,
+# U_RESTARTS (NRestarts: the restarts systemd made by itself), U_START (ExecMainStartTimestampMonotonic:
+# a new value for every new main process), U_PID (MainPID), U_TYPE and U_STATUS (the agent's STATUS= line).
+unit_state() {
+  local k v
+  U_ACTIVE="" U_SUB="" U_RESULT="" U_RESTARTS=0 U_START=0 U_PID=0 U_TYPE="" U_STATUS=""
+  while IFS='=' read -r k v; do
+    case $k in
+      ActiveState) U_ACTIVE=$v ;;
+      SubState) U_SUB=$v ;;
+      Result) U_RESULT=$v ;;
+      NRestarts) U_RESTARTS=$v ;;
+      ExecMainStartTimestampMonotonic) U_START=$v ;;
+      MainPID) U_PID=$v ;;
+      Type) U_TYPE=$v ;;
+      StatusText) U_STATUS=$v ;;
+    esac
+  done < <(svc show edgehead -p ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic,MainPID,Type,StatusText 2>/dev/null || true)
+}
+
+unit_summary() { printf '%s (%s), result %s, NRestarts %s%s' "${U_ACTIVE:-?}" "${U_SUB:-?}" "${U_RESULT:-?}" "$U_RESTARTS" "${U_STATUS:+, status: $U_STATUS}"; }
+
+# wait_healthy OLD_START: 0 when within HEALTH_TIMEOUT s a new main process (ExecMainStartTimestampMonotonic other
+# than OLD_START) is active (running) -- after READY=1 with Type=notify -- and then stays so for STABLE s: the same
+# process, the same NRestarts. 1 at the timeout, and at once when the unit is failed or systemd restarts the new
+# agent by itself (auto-restart: it exited, or the watchdog killed it).
 wait_healthy() {
-  local old=$1 deadline=$((SECONDS + HEALTH_TIMEOUT)) since=-1 seen="" st run
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    st=$(svc is-active edgehead 2>/dev/null || true)
-    run=$(read_run_number "$STATE")
-    if [ "$st" = active ] && [ "$run" -gt "$old" ]; then
-      if [ "$run" != "$seen" ]; then
-        [ -z "$seen" ] || say "health: the agent restarted (run $seen -> $run)"
-        seen=$run
-        since=$SECONDS
-        say "health: active, agent run $run started; must stay up ${STABLE} s"
-      fi
-      if [ $((SECONDS - since)) -ge "$STABLE" ]; then return 0; fi
-    else
-      since=-1
-      seen=""
-      if [ "$st" = failed ]; then
-        say "health: edgehead.service failed"
+  local old=$1 deadline=$((SECONDS + HEALTH_TIMEOUT)) first="" main="" restarts="" since=0
+  while [ "$SECONDS" -lt "$deadline" ] || [ -n "$main" ]; do
+    unit_state
+    if [ "$U_ACTIVE" = failed ]; then
+      say "health: edgehead.service failed: $(unit_summary)"
+      return 1
+    fi
+    if [ "$U_START" != "$old" ] && [ "$U_START" != 0 ]; then
+      [ -n "$first" ] || first=$U_START
+      if [ "$U_START" != "$first" ] || [ "$U_SUB" = auto-restart ]; then
+        say "health: the new agent did not stay up, systemd restarts it: $(unit_summary)"
         return 1
       fi
+      if [ -n "$main" ]; then
+        if [ "$U_ACTIVE/$U_SUB" != active/running ] || [ "$U_RESTARTS" != "$restarts" ]; then
+          say "health: the agent did not stay up: $(unit_summary)"
+          return 1
+        fi
+      elif [ "$U_ACTIVE/$U_SUB" = active/running ]; then
+        main=$U_START restarts=$U_RESTARTS since=$SECONDS
+        say "health: active (running), main PID $U_PID${U_STATUS:+, \"$U_STATUS\"}; must stay up ${STABLE} s"
+      fi
+      if [ -n "$main" ] && [ $((SECONDS - since)) -ge "$STABLE" ]; then return 0; fi
     fi
     sleep 1
   done
-  say "health: not healthy within ${HEALTH_TIMEOUT} s (state: ${st:-?}, run counter: $(read_run_number "$STATE"), before: $old)"
+  say "health: not active (running) within ${HEALTH_TIMEOUT} s: $(unit_summary)"
   return 1
+}
+
+# restart_unit: restarts edgehead.service without waiting for it (wait_healthy does, with its own deadline; a plain
+# `systemctl restart` of a Type=notify unit would block until READY or TimeoutStartSec). Sets OLD_START first.
+restart_unit() {
+  unit_state
+  OLD_START=$U_START
+  svc reset-failed edgehead >/dev/null 2>&1 || true
+  svc restart --no-block edgehead || warn "systemctl restart edgehead failed"
 }
 
 say "switching $OPT/current: $PREV -> $NAME"
 switch_link "$OPT/current" "$NAME"
 
 if SYSTEMCTL=$(systemctl_cmd); then
-  OLD_RUN=$(read_run_number "$STATE")
-  svc reset-failed edgehead >/dev/null 2>&1 || true
-  say "restarting edgehead.service (run counter now $OLD_RUN); waiting up to ${HEALTH_TIMEOUT} s for it to be healthy"
-  if ! svc restart edgehead; then
-    warn "systemctl restart edgehead failed"
+  unit_state
+  if [ -n "$U_TYPE" ] && [ "$U_TYPE" != notify ]; then
+    note "the installed unit is Type=$U_TYPE, not notify (an older install.sh): \"active\" means started, not READY; install.sh installs the current unit"
   fi
-  if wait_healthy "$OLD_RUN"; then
-    say "healthy: edgehead $NAME is running (run $(read_run_number "$STATE"))"
+  say "restarting edgehead.service; waiting up to ${HEALTH_TIMEOUT} s for it to be healthy (READY, then ${STABLE} s up)"
+  restart_unit
+  if wait_healthy "$OLD_START"; then
+    say "healthy: edgehead $NAME is running (main PID $U_PID)"
   else
     show_status
     warn "edgehead $NAME is not healthy: rolling back to $PREV"
     switch_link "$OPT/current" "$PREV"
-    OLD_RUN=$(read_run_number "$STATE")
-    svc reset-failed edgehead >/dev/null 2>&1 || true
-    svc restart edgehead || warn "systemctl restart edgehead failed"
-    if wait_healthy "$OLD_RUN"; then
+    restart_unit
+    if wait_healthy "$OLD_START"; then
       say "rolled back: edgehead $PREV is running and healthy"
     else
       STATUS_SHOWN=0
@@ -224,7 +260,7 @@ if SYSTEMCTL=$(systemctl_cmd); then
       rm -rf "${OPT:?}/$NAME"
       say "removed the failed version $OPT/$NAME"
     fi
-    die "update to $NAME failed (not healthy within ${HEALTH_TIMEOUT} s); rolled back to $PREV"
+    die "update to $NAME failed (not healthy); rolled back to $PREV"
   fi
 elif [ -n "$ROOT" ]; then
   note "--root: no service manager (set FIRMWARE_SYSTEMCTL for one): skipped restart and health check"

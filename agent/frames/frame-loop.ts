@@ -23,6 +23,15 @@ const log = createLogger('frames');
 /** Scheduled frames failing in a row before the 'camera' problem is set (one glitch is not a failing camera). */
 export const CAMERA_PROBLEM_AFTER = 3;
 
+/** How a frame ended: classified (a prediction), unchanged (the motion gate skipped it) or failed. */
+export type FrameOutcome = 'classified' | 'unchanged' | 'failed';
+
+/** Sees every frame start and end (agent/service/health.ts: READY and the watchdog). Never throws. */
+export interface FrameWatch {
+  /** A frame starts; the returned function is called once when it ends. */
+  frameStarted(): (outcome: FrameOutcome) => void;
+}
+
 export interface FrameLoopDeps {
   source: FrameSource;
   classifier: Classifier;
@@ -44,6 +53,8 @@ export interface FrameLoopDeps {
   gate?: MotionGate;
   /** Each classified frame with its features, for the collector (agent/collect/; collect.enabled). Never throws. */
   collect?: (frame: CollectedFrame) => unknown;
+  /** Sees frames start and end (the service health: READY, watchdog). */
+  watch?: FrameWatch;
 }
 
 export class FrameLoop implements HeadPort {
@@ -99,6 +110,8 @@ export class FrameLoop implements HeadPort {
     const { classifier, stats } = this.deps;
     const t0 = performance.now();
     const pinned = classifier.head;
+    const ended = this.deps.watch?.frameStarted();
+    let outcome: FrameOutcome = 'failed';
     this.inFlight++;
     try {
       let msg: PredictionMessage;
@@ -108,6 +121,7 @@ export class FrameLoop implements HeadPort {
         verdict = reason ? undefined : this.deps.gate?.look(frame.bytes, this.regionFor(pinned));
         if (verdict && !verdict.classify) {
           stats.unchanged++;
+          outcome = 'unchanged';
           this.failedInRow = 0;
           this.deps.problems?.clear('camera');
           return undefined;
@@ -125,6 +139,7 @@ export class FrameLoop implements HeadPort {
           reason,
         });
         stats.ok++;
+        outcome = 'classified';
         this.failedInRow = 0;
         this.deps.problems?.clear('camera');
         stats.record({ ...msg.ms, total: performance.now() - t0 });
@@ -142,6 +157,7 @@ export class FrameLoop implements HeadPort {
       return msg;
     } finally {
       if (--this.inFlight === 0) this.disposeRetired();
+      ended?.(outcome);
     }
   }
 

@@ -59,6 +59,8 @@ export class Scheduler {
   private inflight?: Promise<void>;
   private anchor = 0;
   private pausedFlag = false;
+  /** When the planned timer fires (epoch ms, jitter included); undefined when none is planned. */
+  private plannedAt?: number;
 
   constructor(opts: SchedulerOptions) {
     this.clock = opts.clock;
@@ -118,6 +120,16 @@ export class Scheduler {
     return this.inflight !== undefined;
   }
 
+  /**
+   * When the next scheduled tick runs (epoch ms, jitter included), or undefined when it will not run: stopped,
+   * paused, no further cron run, or the tick falls outside activeWindow (agent/service/health.ts: READY at start).
+   */
+  get nextRunAt(): number | undefined {
+    const at = this.plannedAt;
+    if (this.state !== 'started' || this.pausedFlag || at === undefined) return undefined;
+    return this.window && !inWindow(this.window, new Date(at)) ? undefined : at;
+  }
+
   start(): void {
     if (this.state === 'started') return;
     if (this.state === 'stopped') throw new Error('Scheduler: start() after stop()');
@@ -171,12 +183,14 @@ export class Scheduler {
   }
 
   private plan(at: number | null): void {
+    this.plannedAt = undefined;
     if (at === null) {
       log.warn('schedule: the cron expression has no further runs; no more scheduled frames');
       return;
     }
     const jitter = this.jitterMs > 0 ? Math.min(Math.max(this.random(), 0), 1) * this.jitterMs : 0;
-    const delay = Math.max(0, at + jitter - this.clock.now());
+    this.plannedAt = at + jitter;
+    const delay = Math.max(0, this.plannedAt - this.clock.now());
     this.timer = this.clock.setTimeout(() => this.fire(at), delay);
   }
 
