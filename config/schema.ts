@@ -185,9 +185,20 @@ export const MqttSchema = section(
   'MQTT broker connection.',
 );
 
+/** rpicam-still's --awb modes that need no more settings (rpicam-apps 1.4/1.5). */
+export const RPICAM_AWB_MODES = ['auto', 'incandescent', 'tungsten', 'fluorescent', 'indoor', 'daylight', 'cloudy'] as const;
+/** rpicam-still options the rpicam source sets itself (agent/sources/rpicam.ts) or that change how it captures; never in extraArgs. */
+export const RPICAM_MANAGED_OPTIONS = [
+  'timeout', 'signal', 'output', 'latest', 'nopreview', 'camera', 'width', 'height', 'quality', 'encoding', 'thumb', 'rotation', 'hflip', 'vflip',
+  'awb', 'shutter', 'gain', 'keypress', 'immediate', 'timelapse', 'datetime', 'timestamp', 'framestart', 'wrap', 'list-cameras', 'config', 'help', 'version', 'verbose',
+] as const;
+// Refused: any short option (-t, -o, -c... all have a long form) and the managed long options, alone or with =value.
+export const RPICAM_EXTRA_ARG_PATTERN = `^(?!-[A-Za-z]|--(${RPICAM_MANAGED_OPTIONS.join('|')})(=|$))\\S`;
+const RPICAM_EXTRA_ARG_RULE = 'must not be empty, a short option, or an option the rpicam source sets itself (--signal, --output, --width...: use the source.rpicam settings)';
+
 export const SourceSchema = section(
   {
-    type: Type.Union([Type.Literal('directory'), Type.Literal('webcam'), Type.Literal('stream'), Type.Literal('http')], {
+    type: Type.Union([Type.Literal('directory'), Type.Literal('webcam'), Type.Literal('stream'), Type.Literal('rpicam'), Type.Literal('http')], {
       default: 'directory',
       description: 'Where frames come from.',
     }),
@@ -222,6 +233,36 @@ export const SourceSchema = section(
         maxFrameBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Drop a frame (and resynchronise) past this size.' }),
       },
       'type: stream — the newest complete frame of an MJPEG stream wins.',
+    ),
+    rpicam: section(
+      {
+        command: Type.String({
+          pattern: '^[^\\s]+$',
+          patternMessage: 'must be a command name or path without spaces, e.g. "rpicam-still" or "libcamera-still"',
+          default: 'rpicam-still',
+          description: 'The rpicam-apps still command: "rpicam-still" (Raspberry Pi OS bookworm, rpicam-apps 1.4/1.5), "libcamera-still" on older systems, or a path. Run without a shell.',
+        }),
+        camera: Type.Integer({ minimum: 0, maximum: 15, default: 0, description: 'Camera index (`--camera N`; `edgehead doctor` and `rpicam-hello --list-cameras` list them).' }),
+        width: Type.Integer({ minimum: 64, maximum: 16384, default: 640, description: 'Still width (`--width`).' }),
+        height: Type.Integer({ minimum: 64, maximum: 16384, default: 480, description: 'Still height (`--height`).' }),
+        jpegQuality: Type.Integer({ minimum: 1, maximum: 100, default: 90, description: 'JPEG quality (`-q`).' }),
+        rotation: Type.Union([Type.Literal(0), Type.Literal(180)], { default: 0, description: 'Rotate the image (`--rotation`; the camera can only do 0 or 180).' }),
+        hflip: Type.Boolean({ default: false, description: 'Mirror horizontally (`--hflip`).' }),
+        vflip: Type.Boolean({ default: false, description: 'Flip vertically (`--vflip`).' }),
+        awb: Type.Union(RPICAM_AWB_MODES.map((m) => Type.Literal(m)), { default: 'auto', description: 'White balance mode (`--awb`).' }),
+        shutterUs: Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0, description: 'Fixed exposure time in microseconds (`--shutter`); 0 = automatic.' }),
+        gain: Type.Number({ minimum: 0, maximum: 64, default: 0, description: 'Fixed analogue gain (`--gain`); 0 = automatic.' }),
+        extraArgs: Type.Array(Type.String({ pattern: RPICAM_EXTRA_ARG_PATTERN, patternMessage: RPICAM_EXTRA_ARG_RULE }), {
+          default: [],
+          description:
+            'More rpicam-still arguments, each one argv entry (no shell), e.g. ["--autofocus-mode", "manual", "--lens-position", "0.5"] or ["--tuning-file", "/usr/share/libcamera/ipa/rpi/vc4/imx219_noir.json"]. The options the source manages itself (-t, --signal, -o, --latest, -n, ...) are refused.',
+        }),
+        timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'capture() fails when no still is written within this time (the camera starting up included); a command that misses it is restarted.' }),
+        restartMinMs: Type.Integer({ minimum: 10, default: 1000, description: 'First restart delay when rpicam-still exits; doubles per quick failure.' }),
+        restartMaxMs: Type.Integer({ minimum: 10, default: 60000, description: 'Longest restart delay.' }),
+        maxFrameBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Refuse a still larger than this (it is not read into memory).' }),
+      },
+      'type: rpicam — a Raspberry Pi camera module through libcamera: one long-running `rpicam-still -t 0 --signal` keeps the camera warm and writes one still per frame (docs/deploy.md).',
     ),
     http: section(
       {

@@ -16,6 +16,9 @@ Installs the edgehead agent as a systemd service on Raspberry Pi OS / Debian boo
   node >= 18          Debian's nodejs is installed if node is missing (WASM SIMD is checked: armhf boards without it
                       run the slower non-SIMD build)
   fswebcam            installed if missing (USB webcams)
+  rpicam-apps         when a camera module is found or the config says source.type rpicam: installed if missing,
+                      and /etc/systemd/system/edgehead.service.d/camera.conf lets the service open the devices
+                      libcamera needs (media controllers, DMA heaps)
   user edgehead       system user, group edgehead, member of video
   /opt/edgehead/<version>/      the bundle (dist/ of `npm run build`); /opt/edgehead/current -> <version>
   /opt/edgehead/firmware/       these scripts (update.sh, uninstall.sh, provision-model.sh)
@@ -335,6 +338,116 @@ else
   act "$([ -f "$UNIT" ] && echo update || echo install) the systemd unit $UNIT" \
     install_file 0644 "$WORK/edgehead.service" "$UNIT"
   UNIT_CHANGED=1
+fi
+
+# ------------------------------------------------------------------------------------------------------------------ camera
+# Raspberry Pi camera modules (CSI) go through libcamera: rpicam-apps (source.type rpicam runs rpicam-still), and
+# device nodes the unit does not allow (it allows V4L2 only): the media controllers (/dev/mediaN) and the DMA heaps
+# (/dev/dma_heap/*) libcamera allocates frame buffers from. Both are set up when a camera module is present or the
+# config asks for source.type rpicam; the drop-in is removed by uninstall.sh. See docs/deploy.md, Camera.
+CAMERA_DROPIN=$(rp /etc/systemd/system/edgehead.service.d/camera.conf)
+CAMERA_DROPIN_MARK="# Written by edgehead's install.sh; removed by uninstall.sh."
+
+# source.type of a YAML config in block style ("" when not set): the `type:` key right under the top-level `source:`;
+# EDGEHEAD_SOURCE_TYPE in /etc/edgehead/environment wins, as it does for the agent.
+config_source_type() {
+  local v
+  v=$(sed -n "s/^EDGEHEAD_SOURCE_TYPE=[\"']\{0,1\}\([A-Za-z]*\).*/\1/p" "$(rp /etc/edgehead/environment)" 2>/dev/null | tail -n 1)
+  if [ -n "$v" ]; then printf '%s' "$v"; return 0; fi
+  [ -f "$1" ] || return 0
+  awk '
+    /^source:[ \t]*(#.*)?$/ { s = 1; ind = -1; next }
+    s && /^[^ \t#]/ { s = 0 }
+    s && /^[ \t]+[^ \t#]/ {
+      match($0, /^[ \t]+/)
+      if (ind < 0) ind = RLENGTH
+      if (RLENGTH == ind && $0 ~ /^[ \t]+type:/) {
+        v = $0; sub(/^[ \t]+type:[ \t]*/, "", v); sub(/[ \t]*(#.*)?$/, "", v); gsub(/["\047]/, "", v); print v; exit
+      }
+    }' "$1"
+}
+
+# Why a camera module counts as present ("" when none is found): the camera list of rpicam-hello (or libcamera-hello)
+# on this system, or else a V4L2 sub-device named after a camera sensor driver (/sys/class/video4linux/v4l-subdevN/name
+# "imx708 10-001a", "ov5647 10-0036", ...: the sensors libcamera supports on the Pi are imx*, ov*, ar0*, gc*), which
+# also works under --root and before rpicam-apps is installed.
+camera_module_reason() {
+  local tool out f name
+  if on_real_system; then
+    for tool in rpicam-hello libcamera-hello; do
+      command -v "$tool" >/dev/null || continue
+      out=$(timeout 30 "$tool" --list-cameras 2>/dev/null || true)
+      name=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*[0-9][0-9]*[[:space:]]*:[[:space:]]*\([^[:space:]]*\).*/\1/p' | head -n 1)
+      if [ -n "$name" ]; then printf '%s --list-cameras lists %s' "$tool" "$name"; return 0; fi
+      break
+    done
+  fi
+  for f in "$(rp /sys/class/video4linux)"/v4l-subdev*/name; do
+    [ -f "$f" ] || continue
+    name=$(head -n 1 "$f")
+    case $name in
+      imx[0-9]* | ov[0-9]* | ar0[0-9]* | gc[0-9]*)
+        printf 'camera sensor %s (%s)' "${name%% *}" "$(dirname "${f#"$ROOT"}")"
+        return 0
+        ;;
+    esac
+  done
+  return 0
+}
+
+# apt_install_camera: the first of rpicam-apps-lite (no preview window: nothing of X or Qt), rpicam-apps,
+# libcamera-apps (bullseye) that the apt sources have; a warning when none is there (plain Debian).
+apt_install_camera() {
+  local pkg
+  if [ "$APT_UPDATED" = 0 ]; then
+    apt-get update -q
+    APT_UPDATED=1
+  fi
+  for pkg in rpicam-apps-lite rpicam-apps libcamera-apps; do
+    if apt-cache show "$pkg" >/dev/null 2>&1; then
+      apt_install "$pkg"
+      return 0
+    fi
+  done
+  warn "no rpicam-apps package in this system's apt sources (Raspberry Pi OS has it, from archive.raspberrypi.com): source.type rpicam cannot capture until rpicam-still is installed"
+}
+
+camera_dropin() {
+  printf '%s\n' "$CAMERA_DROPIN_MARK" \
+    "# Raspberry Pi camera modules through libcamera (source.type rpicam, rpicam-apps) also open the media-controller" \
+    "# devices and allocate frame buffers from the DMA heaps; the unit itself allows V4L2 devices only. The device" \
+    "# groups are named as in /proc/devices (media, dma_heap): every node of each, present now or added later." \
+    "[Service]" \
+    "DeviceAllow=char-media rw" \
+    "DeviceAllow=char-dma_heap rw"
+}
+
+camera_why=""
+if [ -f "$CONFIG" ]; then camera_config=$CONFIG; else camera_config=$(config_source || true); fi # dry run: not installed yet
+if [ "$(config_source_type "$camera_config")" = rpicam ]; then camera_why="source.type is rpicam"; fi
+camera_module=$(camera_module_reason)
+if [ -n "$camera_module" ]; then camera_why="${camera_why:+$camera_why; }$camera_module"; fi
+if [ -n "$camera_why" ]; then
+  say "camera module: $camera_why"
+  if command -v rpicam-still >/dev/null || command -v libcamera-still >/dev/null; then
+    unchanged "rpicam-apps are installed ($(command -v rpicam-still || command -v libcamera-still))"
+  elif on_real_system; then
+    act "install rpicam-apps (camera module capture: rpicam-still)" apt_install_camera
+  else
+    note "--root: skipped: apt-get install rpicam-apps (the target needs it: $camera_why)"
+  fi
+  camera_dropin >"$WORK/camera.conf"
+  if cmp -s "$WORK/camera.conf" "$CAMERA_DROPIN"; then
+    unchanged "$CAMERA_DROPIN"
+  else
+    act "$([ -f "$CAMERA_DROPIN" ] && echo update || echo write) the camera drop-in $CAMERA_DROPIN (DeviceAllow media, dma_heap)" \
+      install_file 0644 "$WORK/camera.conf" "$CAMERA_DROPIN"
+    UNIT_CHANGED=1
+  fi
+elif [ -f "$CAMERA_DROPIN" ]; then
+  unchanged "$CAMERA_DROPIN kept (no camera module found now and source.type is not rpicam; uninstall.sh removes it)"
+else
+  say "camera module: none found and source.type is not rpicam: rpicam-apps and the camera drop-in are not needed"
 fi
 
 # ------------------------------------------------------------------------------------------------- config check and service

@@ -15,7 +15,8 @@ Stops and disables edgehead.service, removes the unit, /opt/edgehead (every inst
 and /usr/local/bin/edgehead.
 
 Kept unless --purge: /etc/edgehead (config, keys, TLS files), /var/lib/edgehead (offline queue, active head,
-downloaded models), drop-ins in /etc/systemd/system/edgehead.service.d, and the user edgehead.
+downloaded models), drop-ins in /etc/systemd/system/edgehead.service.d (but camera.conf, which install.sh wrote, is
+always removed), and the user edgehead.
 
 Options:
   --purge     also remove /etc/edgehead, /var/lib/edgehead, the unit's drop-ins and the user and group edgehead
@@ -69,6 +70,14 @@ UNIT_REMOVED=0
 if [ -f "$UNIT" ]; then
   act "remove the unit $UNIT" rm -f "$UNIT"
   UNIT_REMOVED=1
+fi
+# The camera drop-in is install.sh's own (its first line says so): removed with the unit. A camera.conf without that
+# line is someone's local settings and is treated like the other drop-ins.
+CAMERA_DROPIN=$DROPINS/camera.conf
+if [ -f "$CAMERA_DROPIN" ] && [ "$(head -n 1 "$CAMERA_DROPIN")" = "# Written by edgehead's install.sh; removed by uninstall.sh." ]; then
+  act "remove the camera drop-in $CAMERA_DROPIN (written by install.sh)" rm -f "$CAMERA_DROPIN"
+  UNIT_REMOVED=1
+  if [ "$DRY_RUN" != 1 ] && [ -z "$(ls -A "$DROPINS")" ]; then act "remove the empty $DROPINS" rmdir "$DROPINS"; fi
 fi
 if [ -d "$DROPINS" ]; then
   if [ "$PURGE" = 1 ]; then

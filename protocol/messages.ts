@@ -84,6 +84,17 @@ export type Percentiles = { p50: number; p95: number };
 export const LATENCY_STAGES = [...STAGES, 'total'] as const;
 export type LatencyStage = (typeof LATENCY_STAGES)[number];
 
+/** Raspberry Pi firmware conditions, in the order of their bits (0-3 now, 16-19 since boot): agent/telemetry/throttled.ts. */
+export const THROTTLE_CONDITIONS = ['under-voltage', 'arm-frequency-capped', 'throttled', 'soft-temperature-limit'] as const;
+export type ThrottleCondition = (typeof THROTTLE_CONDITIONS)[number];
+const ThrottleConditions = Type.Array(Type.Union(THROTTLE_CONDITIONS.map((c) => Type.Literal(c))));
+export const ThrottledSchema = Type.Object({
+  now: { ...ThrottleConditions, description: 'present now' },
+  occurred: { ...ThrottleConditions, description: 'since boot' },
+  raw: Type.String({ pattern: '^0x[0-9a-f]{1,8}$', patternMessage: 'must be 0x and 1 to 8 lowercase hex digits', description: 'the firmware\'s bit field, e.g. "0x50005"' }),
+});
+export type Throttled = Static<typeof ThrottledSchema>;
+
 export const TelemetryMessageSchema = Type.Object(
   {
     ts: IsoTime,
@@ -115,6 +126,11 @@ export const TelemetryMessageSchema = Type.Object(
     }),
     backend: BackendSummarySchema,
     problems: Type.Array(ProblemSchema, { description: 'conditions that need attention now (empty when all is well)' }),
+    throttled: Type.Optional(
+      Type.Union([ThrottledSchema, Type.Null()], {
+        description: 'Raspberry Pi under-voltage and throttling from the firmware (get_throttled): conditions now and since boot; null when the board does not report it (not a Pi); absent from agents before it existed',
+      }),
+    ),
   },
   { description: 'health and counters, every telemetry.intervalSec' },
 );

@@ -4,6 +4,7 @@ import type { Clock } from '../../base/clock';
 import { EdgeheadError } from '../../base/errors';
 import { DirectorySource } from './directory';
 import { HttpSource } from './http';
+import { RpicamSource } from './rpicam';
 import type { FrameSource } from './source';
 import { StreamSource } from './stream';
 import { WebcamSource } from './webcam';
@@ -12,6 +13,7 @@ export type { Frame, FrameSource } from './source';
 export { DirectorySource, type DirectorySettings } from './directory';
 export { WebcamSource, type WebcamSettings } from './webcam';
 export { StreamSource, type StreamSettings, type StreamEvent } from './stream';
+export { RpicamSource, type RpicamSettings, type RpicamEvent } from './rpicam';
 export { HttpSource, type HttpSettings } from './http';
 export { MjpegParser, type MjpegStats } from './mjpeg-parser';
 
@@ -29,6 +31,8 @@ export function createFrameSource(cfg: Config['source'], deps: SourceDeps = {}):
       return new WebcamSource(cfg.webcam, deps);
     case 'stream':
       return new StreamSource(cfg.stream, deps);
+    case 'rpicam':
+      return new RpicamSource(cfg.rpicam, deps);
     case 'http':
       if (!cfg.http.url) throw new EdgeheadError('BAD_CONFIG', 'source.http.url is required when source.type is http');
       return new HttpSource(cfg.http, deps);

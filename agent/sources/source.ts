@@ -14,7 +14,7 @@ export interface Frame {
 }
 
 export interface FrameSource {
-  /** "directory" | "webcam" | "stream" | "http". */
+  /** "directory" | "webcam" | "stream" | "rpicam" | "http". */
   readonly type: string;
   /** Prepares the source (spawns a stream process, checks a folder...). Throws EdgeheadError on bad setup. */
   start(): Promise<void>;

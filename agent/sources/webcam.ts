@@ -1,9 +1,13 @@
 /**
  * type: webcam — one fswebcam run per frame. node-webcam (its FSWebcam class) turns the settings into the fswebcam
- * command line: `-r WxH --jpeg Q -D delay -d device --no-banner --skip N -q <file>`; device "test" becomes `-d test`,
- * fswebcam's built-in test image. node-webcam runs that line with child_process.exec and no timeout, and gives no
- * handle on the process, so this file runs the line itself (in its own process group, so a hung fswebcam can be
- * killed) and then reads, checks and deletes the output file, a temp file unique to this instance.
+ * command line: `-q -r WxH --jpeg Q -D delay -d device --no-banner --skip N <file>`; device "test" becomes `-d test`,
+ * fswebcam's built-in test image. node-webcam builds a shell line and runs it with child_process.exec and no timeout,
+ * and gives no handle on the process, so this file runs fswebcam itself, without a shell: node-webcam generates the
+ * line with placeholder tokens for the device and the output file, the line is split on whitespace (every other word
+ * is node-webcam's own or a number the schema validated) and the tokens are replaced by the real values as whole argv
+ * entries, so no config string ever reaches a shell and a device name with spaces or `;`, `$(...)` is one literal
+ * argument. fswebcam runs in its own process group (a hung one is killed with its children); the output file, a temp
+ * file unique to this instance, is then read, checked and deleted.
  *
  * fswebcam exits 0 even when it cannot open the device (it prints e.g. "stat: No such file or directory" and writes
  * no file), so success is judged by the file: it must exist, be non-empty and start with FF D8.
@@ -59,15 +63,16 @@ export class WebcamSource implements FrameSource {
     this.tempFile = path.join(os.tmpdir(), `edgehead-webcam-${process.pid}-${randomBytes(6).toString('hex')}.jpg`);
   }
 
-  /** The shell command line of one capture, as node-webcam builds it. */
-  commandLine(): string {
+  /** The executable and arguments of one capture: node-webcam's command line with the device and output file put in
+   * as whole arguments (see the file head). Throws if node-webcam's line no longer has each placeholder as one word. */
+  argv(): { bin: string; args: string[] } {
     const s = this.settings;
     const options: NodeWebcam.WebcamOptions = {
       width: s.width,
       height: s.height,
       quality: s.jpegQuality,
       delay: s.delaySec,
-      device: shellQuote(s.device),
+      device: DEVICE_TOKEN,
       output: 'jpeg',
       topBanner: false, // neither banner -> --no-banner
       bottomBanner: false,
@@ -77,8 +82,24 @@ export class WebcamSource implements FrameSource {
     // node-webcam passes `skip` through as `--skip N`; its typings say boolean.
     (options as { skip?: number }).skip = s.skipFrames;
     const cam = factory.create(options, 'fswebcam');
-    if (this.bin !== undefined) (cam as unknown as { bin: string }).bin = shellQuote(this.bin);
-    return cam.generateSh(shellQuote(this.tempFile)).replace(/\s+/g, ' ').trim();
+    const [bin, ...words] = cam.generateSh(OUTPUT_TOKEN).trim().split(/\s+/);
+    const values = new Map([
+      [DEVICE_TOKEN, s.device],
+      [OUTPUT_TOKEN, this.tempFile],
+    ]);
+    const args = words.map((w) => values.get(w) ?? w);
+    for (const [token] of values) {
+      if (words.filter((w) => w === token).length !== 1 || words.some((w) => w !== token && w.includes(token))) {
+        throw new EdgeheadError('CAPTURE', `node-webcam's fswebcam command line changed: ${token} is not one argument`);
+      }
+    }
+    return { bin: this.bin ?? bin!, args };
+  }
+
+  /** One capture's command line, for logs and messages (shell-quoted; it is never run by a shell). */
+  commandLine(): string {
+    const { bin, args } = this.argv();
+    return [bin, ...args].map(shellQuote).join(' ');
   }
 
   async start(): Promise<void> {
@@ -114,13 +135,13 @@ export class WebcamSource implements FrameSource {
     const { device, timeoutMs } = this.settings;
     await removeFile(this.tempFile); // never read a stale image
     if (!this.started) throw new EdgeheadError('CAPTURE', 'webcam source stopped during the capture');
-    const result = await this.run(this.commandLine(), timeoutMs);
+    const result = await this.run(this.argv(), timeoutMs);
     try {
+      if (result.spawnError?.code === 'ENOENT') {
+        throw new EdgeheadError('CAPTURE', 'fswebcam not found: apt-get install fswebcam', { cause: result.spawnError });
+      }
       if (result.spawnError) {
         throw new EdgeheadError('CAPTURE', `cannot run fswebcam: ${describeError(result.spawnError)}`, { cause: result.spawnError });
-      }
-      if (result.code === 127) {
-        throw new EdgeheadError('CAPTURE', 'fswebcam not found: apt-get install fswebcam', { hint: stderrTail(result.stderr) || undefined });
       }
       if (result.timedOut) {
         throw new EdgeheadError('CAPTURE', `fswebcam on ${device} did not finish within ${timeoutMs} ms and was killed`, {
@@ -154,15 +175,15 @@ export class WebcamSource implements FrameSource {
     }
   }
 
-  /** Runs a shell command line in its own process group; SIGKILLs the group after timeoutMs. */
-  private run(line: string, timeoutMs: number): Promise<RunResult> {
-    log.debug('capture', { command: line });
+  /** Runs the command (no shell) in its own process group; SIGKILLs the group after timeoutMs. */
+  private run(cmd: { bin: string; args: string[] }, timeoutMs: number): Promise<RunResult> {
+    log.debug('capture', { command: [cmd.bin, ...cmd.args].map(shellQuote).join(' ') });
     return new Promise((resolve) => {
-      const child = spawn('/bin/sh', ['-c', line], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(cmd.bin, cmd.args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
       this.child = child;
       let stderr = '';
       let timedOut = false;
-      let spawnError: Error | undefined;
+      let spawnError: NodeJS.ErrnoException | undefined;
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (d: string) => {
         stderr = (stderr + d).slice(-STDERR_KEEP);
@@ -191,9 +212,14 @@ interface RunResult {
   signal: NodeJS.Signals | null;
   stderr: string;
   timedOut: boolean;
-  spawnError: Error | undefined;
+  spawnError: NodeJS.ErrnoException | undefined;
 }
 
+/** Placeholders node-webcam puts into its line where the device and the output file go (replaced as whole argv entries). */
+const DEVICE_TOKEN = '@EDGEHEAD_WEBCAM_DEVICE@';
+const OUTPUT_TOKEN = '@EDGEHEAD_WEBCAM_OUTPUT@';
+
+/** Quotes a word for display in logs and messages (nothing here is run by a shell). */
 function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -214,9 +240,13 @@ function stderrSuffix(stderr: string): string {
   return t ? `: ${t}` : '';
 }
 
-/** "exit code 1", "exit code 139 (SIGSEGV)" (the shell reports a signal-killed command as 128+n), "killed by SIGKILL". */
+/** "exit code 1", or for a command killed by a signal "exit code 139 (SIGSEGV)": the shells' 128+n convention, as this
+ * source reported it when it still ran fswebcam through /bin/sh (operators' alerts may match it). */
 function exitDescription(r: { code: number | null; signal: NodeJS.Signals | null }): string {
-  if (r.signal) return `killed by ${r.signal}`;
+  if (r.signal) {
+    const n = os.constants.signals[r.signal];
+    return n === undefined ? `killed by ${r.signal}` : `exit code ${128 + n} (${r.signal})`;
+  }
   const signal = r.code !== null && r.code > 128 ? Object.entries(os.constants.signals).find(([, v]) => v === r.code! - 128)?.[0] : undefined;
   return signal ? `exit code ${r.code} (${signal})` : `exit code ${r.code}`;
 }

@@ -6,6 +6,7 @@ import type { SchedulerStats } from '../schedule/scheduler';
 import type { QueueStats } from '../store/queue';
 import type { FrameStats } from './stats';
 import { cpuTemperatureC, diskFreeMB, loadAverage, memoryMB } from './system';
+import { readThrottledSync } from './throttled';
 
 export interface TelemetrySources {
   now: number;
@@ -18,6 +19,8 @@ export interface TelemetrySources {
   broker: BrokerStats;
   backend: BackendSummary;
   problems: Problem[];
+  /** The get_throttled file (default: the Raspberry Pi firmware's in sysfs; tests point it elsewhere). */
+  throttledFile?: string;
 }
 
 export function telemetrySnapshot(s: TelemetrySources): TelemetryMessage {
@@ -36,5 +39,6 @@ export function telemetrySnapshot(s: TelemetrySources): TelemetryMessage {
     offlineQueue: { depth: s.queue.depth, bytes: s.queue.bytes, dropped: s.queue.dropped, skipped: s.queue.skipped },
     backend: s.backend,
     problems: s.problems,
+    throttled: readThrottledSync(s.throttledFile),
   };
 }

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { defaultConfig } from '../../config/defaults';
 import type { Config } from '../../config/schema';
 import { decodeImage } from '../../agent/image';
-import { type FrameSource, StreamSource, WebcamSource, createFrameSource } from '../../agent/sources';
+import { type FrameSource, RpicamSource, StreamSource, WebcamSource, createFrameSource } from '../../agent/sources';
 import { EdgeheadError } from '../../base/errors';
 
 const SAMPLE_JPEG = fs.readFileSync(path.resolve(__dirname, '../../assets/samples/fish/fish1.jpg'));
@@ -78,6 +78,18 @@ const CASES: SourceCase[] = [
       assert.equal(source.pid, undefined);
       assert.ok(held.pid !== undefined, 'the stream ran a process');
       assert.throws(() => process.kill(held.pid!, 0), { code: 'ESRCH' }, `ffmpeg (pid ${held.pid}) is gone`);
+    },
+  },
+  {
+    // test/support/fakes/rpicam-still: a stand-in following rpicam-still's command line (no camera here).
+    type: 'rpicam',
+    config: (base) => ({ ...base, type: 'rpicam', rpicam: { ...base.rpicam, command: path.resolve(__dirname, '../support/fakes/rpicam-still') } }),
+    released: (source, held) => {
+      assert.ok(source instanceof RpicamSource);
+      assert.equal(source.pid, undefined);
+      assert.ok(held.pid !== undefined, 'the source ran a process');
+      assert.throws(() => process.kill(held.pid!, 0), { code: 'ESRCH' }, `rpicam-still (pid ${held.pid}) is gone`);
+      assert.equal(fs.existsSync(held.tempFile!), false, 'temp folder removed');
     },
   },
   {
@@ -166,8 +178,8 @@ for (const c of CASES) {
       await source.start();
       await source.capture();
       const held: Held = {
-        pid: source instanceof StreamSource ? source.pid : undefined,
-        tempFile: source instanceof WebcamSource ? source.tempFile : undefined,
+        pid: source instanceof StreamSource || source instanceof RpicamSource ? source.pid : undefined,
+        tempFile: source instanceof WebcamSource ? source.tempFile : source instanceof RpicamSource ? source.tempDir : undefined,
       };
       await source.stop();
       c.released?.(source, held);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { defaultConfig } from '../../config/defaults';
 import { ConfigError, loadConfig } from '../../config/load';
 import { ROOT, tmpDir } from '../support/cli';
 
@@ -9,7 +10,7 @@ const EXAMPLES = path.join(ROOT, 'config', 'examples');
 
 test('every example in config/examples validates', () => {
   const files = fs.readdirSync(EXAMPLES).filter((f) => /\.ya?ml$/.test(f)).sort();
-  assert.deepEqual(files, ['minimal.yaml', 'production.yaml', 'stream.yaml']);
+  assert.deepEqual(files, ['minimal.yaml', 'production.yaml', 'rpicam.yaml', 'stream.yaml']);
   for (const f of files) assert.doesNotThrow(() => loadConfig({ file: path.join(EXAMPLES, f), env: {}, checkFiles: false }), f);
 });
 
@@ -48,4 +49,13 @@ test('stream.yaml: rpicam-vid writing MJPEG to stdout', () => {
   const args = c.source.stream.args;
   assert.equal(args[args.indexOf('--codec') + 1], 'mjpeg');
   assert.equal(args[args.indexOf('-o') + 1], '-');
+});
+
+test('rpicam.yaml: the camera module through rpicam-still, turned, with extra rpicam-still options', () => {
+  const c = loadConfig({ file: path.join(EXAMPLES, 'rpicam.yaml'), env: {} });
+  assert.equal(c.source.type, 'rpicam');
+  assert.equal(c.source.rpicam.command, 'rpicam-still');
+  assert.equal(c.source.rpicam.rotation, 180);
+  assert.deepEqual(c.source.rpicam.extraArgs, ['--autofocus-mode', 'manual', '--lens-position', '0.5']);
+  assert.equal(c.source.rpicam.restartMaxMs, defaultConfig().source.rpicam.restartMaxMs, 'unset settings keep their defaults');
 });
