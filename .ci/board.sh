@@ -10,8 +10,8 @@
 # cached base image (copy-on-write overlay, thrown away) and a small read-only CI disk with the bundles and scripts.
 #
 # The base image is built once (debootstrap from the Debian mirror, .ci/board/image.sh, ~5 minutes) and cached in
-# ${EDGEHEAD_CI_CACHE:-.cache/ci}/board/<sha256 of image.sh>. Whole run ~10-15 minutes on 2 cores, time-bounded by
-# EDGEHEAD_CI_BOARD_TIMEOUT (default 1500 s for the VM). If the VM cannot start, this fails and says why; it never
+# ${CI_CACHE:-.cache/ci}/board/<sha256 of image.sh>. Whole run ~10-15 minutes on 2 cores, time-bounded by
+# CI_BOARD_TIMEOUT (default 1500 s for the VM). If the VM cannot start, this fails and says why; it never
 # skips. Runs as root on Debian bookworm amd64 (installs qemu-system-x86, qemu-utils, debootstrap when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +25,8 @@ case ${1:-} in
   -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: .ci/board.sh [--arch=amd64|arm64]" >&2; exit 2 ;;
 esac
-VM_TIMEOUT=${EDGEHEAD_CI_BOARD_TIMEOUT:-1500}
-CACHE_ROOT=${EDGEHEAD_CI_CACHE:-$REPO/.cache/ci}
+VM_TIMEOUT=${CI_BOARD_TIMEOUT:-1500}
+CACHE_ROOT=${CI_CACHE:-$REPO/.cache/ci}
 
 WORK=$(mktemp -d /tmp/ci-board.XXXXXX)
 QEMU_PID=""
@@ -71,32 +71,10 @@ ensure_dist
 CIDIR=$WORK/ci
 mkdir -p "$CIDIR"
 VERSION=$(node -p 'require("./dist/manifest.json").version')
-# bundle NAME VERSION [broken]: $CIDIR/edgehead-NAME.tar.gz + .sha256: dist/ with manifest.json's version set to VERSION;
-# "broken" = an edgehead.cjs whose `run` exits at once (--version works), listed with its real sha256.
-bundle() {
-  local name=$1 version=$2 dir=$WORK/bundle-$1
-  mkdir -p "$dir"
-  cp -R dist/. "$dir/"
-  if [ "${3:-}" = broken ]; then
-    printf '%s\n' '#!/usr/bin/env node' \
-      "if (process.argv[2] === '--version') { console.log('$version'); process.exit(0); }" \
-      "console.error('edgehead: error: this build is broken on purpose (CI rollback test)'); process.exit(1);" >"$dir/edgehead.cjs"
-  fi
-  # shellcheck disable=SC2016 # JavaScript template literals, not shell
-  node -e '
-    const fs = require("fs"), crypto = require("crypto");
-    const [dir, version] = process.argv.slice(1);
-    const m = JSON.parse(fs.readFileSync(`${dir}/manifest.json`, "utf8"));
-    m.version = version;
-    const b = fs.readFileSync(`${dir}/edgehead.cjs`);
-    if (m.files && m.files["edgehead.cjs"]) m.files["edgehead.cjs"] = { bytes: b.length, sha256: crypto.createHash("sha256").update(b).digest("hex") };
-    fs.writeFileSync(`${dir}/manifest.json`, JSON.stringify(m, null, 2) + "\n");' "$dir" "$version"
-  tar -czf "$CIDIR/edgehead-$name.tar.gz" -C "$dir" .
-  (cd "$CIDIR" && sha256sum "edgehead-$name.tar.gz" >"edgehead-$name.tar.gz.sha256")
-}
-bundle good-1 "$VERSION"
-bundle good-2 "$VERSION-ci.2"
-bundle broken "$VERSION-ci.3-broken" broken
+BUNDLE_OUT=$CIDIR make_bundle good-1 "$VERSION"
+BUNDLE_OUT=$CIDIR make_bundle good-2 "$VERSION-ci.2"
+BUNDLE_OUT=$CIDIR make_bundle broken "$VERSION-ci.3-broken" broken
+rm -rf "$CIDIR/bundles"
 echo "$VERSION-ci.2" >"$CIDIR/good-2.version"
 cp -R firmware-scripts "$CIDIR/firmware-scripts"
 cp .ci/board/guest-drive.sh "$CIDIR/guest-drive.sh"

@@ -58,7 +58,7 @@ expect_in "$WORK/i2.txt" "nothing to do: edgehead $VERSION is installed and up t
 [ "$(readlink "$R/opt/edgehead/current")" = "$VERSION" ] || fail "current -> $(readlink "$R/opt/edgehead/current"), not $VERSION"
 diff -rq dist "$R/opt/edgehead/$VERSION" >/dev/null || fail "the installed bundle differs from dist/"
 [ "$(readlink "$R/usr/local/bin/edgehead")" = /opt/edgehead/current/edgehead.cjs ] || fail "/usr/local/bin/edgehead link"
-[ "$(stat -c %a "$R/var/lib/edgehead")" = 750 ] || fail "state dir mode $(stat -c %a "$R/var/lib/edgehead"), not 750"
+[ "$(stat -c %a "$R/var/lib/edgehead")" = 700 ] || fail "state dir mode $(stat -c %a "$R/var/lib/edgehead"), not 700"
 [ "$(stat -c %a "$R/etc/edgehead/config.yaml")" = 640 ] || fail "config mode not 640"
 grep -q '^  id: "ci-fw"$' "$R/etc/edgehead/config.yaml" || fail "--device-id not written into the config"
 for f in update.sh uninstall.sh provision-model.sh lib.sh; do [ -x "$R/opt/edgehead/firmware/$f" ] || [ -f "$R/opt/edgehead/firmware/$f" ] || fail "firmware/$f not installed"; done
@@ -72,7 +72,7 @@ for d in Restart=always StartLimitIntervalSec= StartLimitBurst= User=edgehead Gr
 done
 [ ! -e "$R/etc/systemd/system/edgehead.service.d/camera.conf" ] || fail "camera drop-in written without a camera module or source.type rpicam"
 expect_in "$WORK/i1.txt" "camera module: none found and source.type is not rpicam"
-ok "fake root: bundle, current -> $VERSION, config 0640 with device.id, state 0750, unit with every required directive, no camera drop-in"
+ok "fake root: bundle, current -> $VERSION, config 0640 with device.id, state 0700, unit with every required directive, no camera drop-in"
 
 echo "the config is never overwritten:"
 echo "# local edit" >>"$R/etc/edgehead/config.yaml"

@@ -72,57 +72,6 @@ backend:
 EOF
 node dist/edgehead.cjs config check "$R/etc/edgehead/config.yaml" >/dev/null || fail "the CI agent config is not valid"
 
-# make_bundle NAME VERSION [broken|corrupt|signed]: $WORK/NAME.tar.gz with its .sha256 (and .sig): dist/ copied with
-# manifest.json's version set to VERSION, packaged by `npm run package -- --dist` into $WORK/pkg/ as
-# edgehead-VERSION.tar.gz(.sha256, .sig); $WORK/NAME.tar.gz (and .sig) are symlinks to those: update.sh resolves the
-# link and reads the .sha256 (and .sig) beside the real file. "signed": signed with $WORK/update.key (--key).
-# "broken": an edgehead.cjs whose `run` exits at once (but --version works), listed in manifest.json with its real
-# sha256: a well-formed bundle that does not run. "corrupt": the packaged tarball unpacked, a byte appended to a file
-# after the manifest was written, packed again by hand with a matching .sha256 (npm run package refuses a bundle
-# that does not match its manifest.json, as update.sh does).
-make_bundle() {
-  local name=$1 version=$2 kind=${3:-} dir=$WORK/bundles/$1 opts=()
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  cp -R dist/. "$dir/"
-  # noready: `run` runs but never sends READY=1; flaky: sends READY=1 and exits 2 s later (like broken, well-formed).
-  local run=""
-  case $kind in
-    broken) run="console.error('edgehead: error: this build is broken on purpose (CI rollback test)'); process.exit(1);" ;;
-    noready) run="console.error('edgehead: runs, never READY (CI rollback test)'); setInterval(() => {}, 1 << 30);" ;;
-    flaky) run="require('child_process').execFileSync('systemd-notify', ['--ready', '--status=flaky: exits in 2 s']); setTimeout(() => process.exit(1), 2000);" ;;
-  esac
-  if [ -n "$run" ]; then
-    printf '%s\n' '#!/usr/bin/env node' "if (process.argv[2] === '--version') { console.log('$version'); process.exit(0); }" "$run" >"$dir/edgehead.cjs"
-  fi
-  # shellcheck disable=SC2016 # JavaScript template literals, not shell
-  node -e '
-    const fs = require("fs"), crypto = require("crypto");
-    const [dir, version] = process.argv.slice(1);
-    const f = `${dir}/manifest.json`;
-    const m = fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, "utf8")) : { name: "edgehead" };
-    m.version = version;
-    if (m.files && m.files["edgehead.cjs"]) {
-      const b = fs.readFileSync(`${dir}/edgehead.cjs`);
-      m.files["edgehead.cjs"] = { bytes: b.length, sha256: crypto.createHash("sha256").update(b).digest("hex") };
-    }
-    fs.writeFileSync(f, JSON.stringify(m, null, 2) + "\n");' "$dir" "$version"
-  if [ "$kind" = signed ]; then opts+=(--key "$WORK/update.key"); fi
-  npm run --silent package -- --dist "$dir" --out "$WORK/pkg" "${opts[@]}" >"$WORK/package-$name.txt" 2>&1 ||
-    { cat "$WORK/package-$name.txt"; fail "npm run package -- --dist $dir failed"; }
-  local tarball=$WORK/pkg/edgehead-$version.tar.gz
-  [ -f "$tarball.sha256" ] || fail "npm run package made no $tarball.sha256"
-  if [ "$kind" = corrupt ]; then
-    mkdir -p "$dir.unpacked"
-    tar -xzf "$tarball" -C "$dir.unpacked"
-    printf 'x' >>"$dir.unpacked/edgehead-$version/assets/heads/demo.head"
-    tar -czf "$WORK/$name.tar.gz" -C "$dir.unpacked" .
-    (cd "$WORK" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
-  else
-    ln -sfn "pkg/edgehead-$version.tar.gz" "$WORK/$name.tar.gz"
-    if [ "$kind" = signed ]; then ln -sfn "pkg/edgehead-$version.tar.gz.sig" "$WORK/$name.tar.gz.sig"; fi
-  fi
-}
 # The update key (Ed25519, made as docs/deploy.md says): make_bundle ... signed signs with it.
 openssl genpkey -algorithm ed25519 -out "$WORK/update.key" 2>/dev/null
 openssl pkey -in "$WORK/update.key" -pubout -out "$WORK/update.pub"

@@ -24,7 +24,7 @@ Installs the edgehead agent as a systemd service on Raspberry Pi OS / Debian boo
   /opt/edgehead/firmware/       these scripts (update.sh, uninstall.sh, provision-model.sh)
   /usr/local/bin/edgehead       -> /opt/edgehead/current/edgehead.cjs (`edgehead doctor`)
   /etc/edgehead/config.yaml     from --config FILE or config/examples/production.yaml; NEVER overwritten
-  /var/lib/edgehead             state dir (offline queue, active head, run counter), edgehead:edgehead 0750
+  /var/lib/edgehead             state dir (offline queue, active head, run counter), edgehead:edgehead 0700 (what the agent requires)
   /etc/systemd/system/edgehead.service   enabled; started when `edgehead config check` accepts the config
 
 Running it again changes only what differs (and says "nothing to do" when nothing does).
@@ -317,9 +317,9 @@ fi
 
 # --------------------------------------------------------------------------------------------------------------- state dir
 if [ -d "$STATE" ]; then
-  if [ "$(stat -c %a "$STATE")" = 750 ]; then unchanged "$STATE mode 0750"; else act "set $STATE mode 0750" chmod 0750 "$STATE"; fi
+  if [ "$(stat -c %a "$STATE")" = 700 ]; then unchanged "$STATE mode 0700"; else act "set $STATE mode 0700" chmod 0700 "$STATE"; fi
 else
-  act "create the state dir $STATE (0750)" make_dir 0750 "$STATE"
+  act "create the state dir $STATE (0700)" make_dir 0700 "$STATE"
 fi
 if [ -n "$OWNER" ]; then
   if [ -d "$STATE" ] && { [ "$(stat -c %U:%G "$STATE")" = "$OWNER" ] || [ "$(stat -c %u:%g "$STATE")" = "$OWNER" ]; }; then

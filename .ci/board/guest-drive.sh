@@ -70,14 +70,17 @@ if [ "$PHASE" = 1 ]; then
   ok "$(systemd-analyze 2>/dev/null | head -n 1 | sed 's/^Startup finished in //') state $(systemctl is-system-running 2>&1)"
 
   begin camera
-  modprobe vivid n_devs=1 node_types=0x1 input_types=0x1 2>/tmp/modprobe.err || fail "modprobe vivid: $(cat /tmp/modprobe.err)"
+  # Loaded at every boot from now on, like a camera that is plugged in (the reboot step needs it too).
+  echo "options vivid n_devs=1 node_types=0x1 input_types=0x1" >/etc/modprobe.d/edgehead-ci-vivid.conf
+  echo vivid >/etc/modules-load.d/edgehead-ci-vivid.conf
+  modprobe vivid 2>/tmp/modprobe.err || fail "modprobe vivid: $(cat /tmp/modprobe.err)"
   wait_for 20 test -c /dev/video0 || fail "no /dev/video0 after modprobe vivid"
   fswebcam -q -d /dev/video0 -r 640x480 --no-banner /tmp/vivid.jpg 2>/tmp/fswebcam.err || true
   [ -s /tmp/vivid.jpg ] || fail "fswebcam wrote no image from vivid: $(tail -n 3 /tmp/fswebcam.err)"
   ok "vivid $(cat /sys/class/video4linux/video0/name) at /dev/video0 ($(stat -c %G /dev/video0) group); fswebcam as root: $(stat -c %s /tmp/vivid.jpg) bytes"
 
   begin install
-  run_logged bash "$CI/firmware-scripts/install.sh" --bundle "$CI/edgehead-good-1.tar.gz" --config "$CI/config.yaml" ||
+  run_logged bash "$CI/firmware-scripts/install.sh" --bundle "$(readlink -f "$CI/good-1.tar.gz")" --config "$CI/config.yaml" ||
     fail "install.sh exited non-zero"
   ok "install.sh: $(installed_version) installed, unit $(systemctl is-enabled edgehead 2>&1)"
 
@@ -121,7 +124,7 @@ if [ "$PHASE" = 1 ]; then
   ok "pid $pid frozen -> systemd: $(journalctl -u edgehead --no-pager -o cat | grep -m 1 'Watchdog timeout') -> restarted as pid $(prop MainPID) (NRestarts $restarts -> $(prop NRestarts))"
 
   begin update-good
-  run_logged bash /opt/edgehead/firmware/update.sh "$CI/edgehead-good-2.tar.gz" || fail "update.sh to the good bundle exited non-zero"
+  run_logged bash /opt/edgehead/firmware/update.sh "$CI/good-2.tar.gz" || fail "update.sh to the good bundle exited non-zero"
   want=$(cat "$CI/good-2.version")
   [ "$(installed_version)" = "$want" ] || fail "current is $(installed_version), want $want"
   unit_running || fail "not active/running after the update"
@@ -129,7 +132,7 @@ if [ "$PHASE" = 1 ]; then
   ok "now $(installed_version), active, predicting"
 
   begin update-broken
-  if run_logged bash /opt/edgehead/firmware/update.sh "$CI/edgehead-broken.tar.gz"; then fail "update.sh accepted a bundle that does not run"; fi
+  if run_logged bash /opt/edgehead/firmware/update.sh "$CI/broken.tar.gz"; then fail "update.sh accepted a bundle that does not run"; fi
   [ "$(installed_version)" = "$want" ] || fail "after the failed update current is $(installed_version), want $want (rolled back)"
   wait_for 300 unit_running || fail "not active/running after the rollback"
   one_prediction 300 >/dev/null || fail "no prediction after the rollback"

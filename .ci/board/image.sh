@@ -16,7 +16,7 @@ set -euo pipefail
 OUT=${1:?usage: image.sh OUT_DIR [amd64|arm64]}
 ARCH=${2:-amd64}
 SUITE=bookworm
-MIRROR=${EDGEHEAD_CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=systemd,systemd-sysv,udev,kmod,linux-image-$ARCH,nodejs,fswebcam,v4l-utils,mosquitto,mosquitto-clients,openssl,procps
 SIZE=4G
 
