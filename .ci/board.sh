@@ -44,7 +44,9 @@ if [ "$ARCH" = arm64 ]; then
   CONSOLE=ttyAMA0
 else
   need_tools qemu-system-x86_64:qemu-system-x86
-  QEMU=(qemu-system-x86_64 -machine q35 -cpu max)
+  # -cpu max, less AVX: a board has no AVX (V8 uses it when present), and one run here saw an agent whose every
+  # frame trapped in WebAssembly ("memory access out of bounds") under TCG's young AVX emulation, never natively.
+  QEMU=(qemu-system-x86_64 -machine q35 -cpu max,-avx,-avx2,-fma,-f16c)
   CONSOLE=ttyS0
 fi
 need_tools qemu-img:qemu-utils debootstrap:debootstrap mkfs.ext4:e2fsprogs

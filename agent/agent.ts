@@ -79,6 +79,8 @@ export interface AgentDeps {
   problems?: Problems;
   /** What to tell systemd (READY, watchdog, status). Default: serviceFromEnv() (nothing without NOTIFY_SOCKET). */
   service?: ServiceSettings;
+  /** The runtime is broken (frames keep trapping in WebAssembly): `run` stops the agent and exits 1. */
+  onBroken?: (error: string) => void;
 }
 
 export interface Agent {
@@ -201,6 +203,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         : undefined,
       collect: collector && ((f) => collector.offer(f)),
       watch: health,
+      onBroken: deps.onBroken,
       print: consoleOn(cfg.predictions.console, deps.consoleAuto) ? (deps.print ?? ((l) => process.stdout.write(l + '\n'))) : undefined,
     });
     teardown.add('heads', () => frames.dispose());

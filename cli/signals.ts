@@ -9,13 +9,21 @@ import { reportFatal } from './report';
 
 export const FORCED_EXIT_MS = 5000;
 
-/** `stop` reads the component at signal time (it may still be starting: then it resolves at once). */
-export function stopOnSignals(what: string, log: Logger, stop: () => Promise<void>, beforeExit: () => void = () => undefined): void {
+/**
+ * `stop` reads the component at signal time (it may still be starting: then it resolves at once). Returns the same
+ * shutdown for other reasons: `shutdown(reason, 1)` stops cleanly, then exits 1 (the service manager restarts it).
+ */
+export function stopOnSignals(
+  what: string,
+  log: Logger,
+  stop: () => Promise<void>,
+  beforeExit: () => void = () => undefined,
+): (reason: string, exitCode?: number) => void {
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (reason: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
-    log.info('stopping', { signal });
+    log.info('stopping', reason.startsWith('SIG') ? { signal: reason } : { reason, exitCode });
     setTimeout(() => {
       process.stderr.write(`edgehead: ${what} did not stop within ${FORCED_EXIT_MS / 1000} s; forcing exit\n`);
       process.exit(1);
@@ -23,7 +31,7 @@ export function stopOnSignals(what: string, log: Logger, stop: () => Promise<voi
     stop().then(
       () => {
         beforeExit();
-        process.exit(0);
+        process.exit(exitCode);
       },
       (e) => {
         reportFatal(e);
@@ -34,4 +42,5 @@ export function stopOnSignals(what: string, log: Logger, stop: () => Promise<voi
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('unhandledRejection', (e) => log.error('unhandled rejection (continuing)', { error: describeError(e) }));
+  return shutdown;
 }

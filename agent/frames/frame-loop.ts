@@ -55,7 +55,16 @@ export interface FrameLoopDeps {
   collect?: (frame: CollectedFrame) => unknown;
   /** Sees frames start and end (the service health: READY, watchdog). */
   watch?: FrameWatch;
+  /**
+   * Called once when WASM_TRAPS_FATAL scheduled frames in a row failed with a WebAssembly trap (RuntimeError: memory
+   * access out of bounds, unreachable...): the runtime's state is suspect and only a new process clears it. The agent
+   * stops and exits non-zero so that the service manager starts it afresh (cli/commands/run.ts).
+   */
+  onBroken?: (error: string) => void;
 }
+
+/** Scheduled frames in a row that failed with a WebAssembly trap before onBroken is called. */
+export const WASM_TRAPS_FATAL = 3;
 
 export class FrameLoop implements HeadPort {
   private frameId = 0;
@@ -63,6 +72,7 @@ export class FrameLoop implements HeadPort {
   private inFlight = 0;
   private retired: DenseHead[] = [];
   private failedInRow = 0;
+  private trapsInRow = 0;
 
   constructor(private readonly deps: FrameLoopDeps) {}
 
@@ -92,7 +102,14 @@ export class FrameLoop implements HeadPort {
       const error = describeError(e);
       log.warn('frame failed', { error }); // identical repeats collapse into a summary line (base/log-repeats.ts)
       if (++this.failedInRow >= CAMERA_PROBLEM_AFTER) this.deps.problems?.set('camera', `frames keep failing: ${error}`);
+      this.trapsInRow = isWasmTrap(e) ? this.trapsInRow + 1 : 0;
+      if (this.trapsInRow === WASM_TRAPS_FATAL) {
+        log.error('the WebAssembly runtime trapped on every frame: exiting so that a new process starts', { error, frames: this.trapsInRow });
+        this.deps.onBroken?.(error);
+      }
+      return;
     }
+    this.trapsInRow = 0;
   }
 
   /** A frame on request (the capture command): its own prediction, or its own error. Never filtered, never gated. */
@@ -236,4 +253,13 @@ export function formatPrediction(msg: PredictionMessage, published: boolean): st
   const others = rest.map((p) => `${p.label} ${p.score.toFixed(2)}`).join(', ');
   const total = Object.values(msg.ms).reduce((a, b) => a + b, 0);
   return `#${msg.frameId} ${msg.source}: ${top!.label} ${top!.score.toFixed(2)}${others ? ` (${others})` : ''}  ${total.toFixed(0)} ms${published ? '' : '  [not published]'}${msg.reason ? `  [${msg.reason}]` : ''}`;
+}
+
+/** A trap of WebAssembly code (the tfjs backend's or a decoder's; or wrapped as a cause), not a JavaScript error. */
+function isWasmTrap(e: unknown): boolean {
+  const RuntimeError = (globalThis as unknown as { WebAssembly?: { RuntimeError?: new () => Error } }).WebAssembly?.RuntimeError;
+  for (let c: unknown = e, depth = 0; c !== undefined && c !== null && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    if (RuntimeError !== undefined && c instanceof RuntimeError) return true;
+  }
+  return false;
 }

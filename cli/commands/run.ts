@@ -29,9 +29,14 @@ export const runCommand: Command = {
     configureLogging({ level: config.log.level, format: config.log.format }); // EDGEHEAD_LOG_LEVEL is log.level's env override
 
     let agent: Agent | undefined; // undefined while it is being built (a signal then just exits)
-    stopOnSignals('the agent', log, () => agent?.stop() ?? Promise.resolve(), flushLogRepeats); // flush: the "repeated N times" counts of the last window
+    // flush: the "repeated N times" counts of the last window
+    const shutdown = stopOnSignals('the agent', log, () => agent?.stop() ?? Promise.resolve(), flushLogRepeats);
 
-    agent = await createAgent({ config, consoleAuto: file === undefined || process.stdout.isTTY === true });
+    agent = await createAgent({
+      config,
+      consoleAuto: file === undefined || process.stdout.isTTY === true,
+      onBroken: () => shutdown('the WebAssembly runtime keeps trapping', 1), // systemd's Restart=always starts a new process
+    });
     try {
       await agent.start();
     } catch (e) {

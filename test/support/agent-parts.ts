@@ -47,7 +47,7 @@ export function rgbHead(id: string, version: number, labels = ['red', 'green', '
   );
 }
 
-type Script = { bytes: Uint8Array } | { error: string } | { wait: Promise<void>; bytes: Uint8Array };
+type Script = { bytes: Uint8Array } | { error: string } | { throws: Error } | { wait: Promise<void>; bytes: Uint8Array };
 
 /** A frame source that returns SAMPLE_JPEG unless the test queued something else with next(). */
 export class ScriptedSource implements FrameSource {
@@ -69,6 +69,7 @@ export class ScriptedSource implements FrameSource {
     this.captures++;
     const s = this.script.shift() ?? { bytes: SAMPLE_JPEG };
     if ('error' in s) throw new EdgeheadError('CAPTURE', s.error);
+    if ('throws' in s) throw s.throws;
     if ('wait' in s) await s.wait;
     return { bytes: s.bytes, capturedAt: Date.UTC(2026, 0, 1, 0, 0, this.captures), origin: `scripted:${this.captures}`, captureMs: 1 };
   }

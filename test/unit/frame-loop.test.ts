@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { EventBus } from '../../agent/events';
-import { CAMERA_PROBLEM_AFTER, FrameLoop } from '../../agent/frames/frame-loop';
+import { CAMERA_PROBLEM_AFTER, FrameLoop, WASM_TRAPS_FATAL } from '../../agent/frames/frame-loop';
 import { PredictionFilter } from '../../agent/frames/prediction-filter';
 import { Classifier } from '../../agent/inference/classifier';
 import { DenseHead } from '../../agent/inference/dense-head';
@@ -23,7 +23,7 @@ before(async () => {
   await tf.setBackend('cpu');
 });
 
-function loop(opts: { minScore?: number; onlyOnChange?: boolean; problems?: Problems } = {}) {
+function loop(opts: { minScore?: number; onlyOnChange?: boolean; problems?: Problems; onBroken?: (error: string) => void } = {}) {
   const head = DenseHead.fromFile(decodeHead(rgbHead('c', 1)));
   const classifier = new Classifier(meanRgbExtractor(), head, { resize: 'squash', maxPixels: 1e8, topK: 2 });
   const source = new ScriptedSource();
@@ -44,6 +44,7 @@ function loop(opts: { minScore?: number; onlyOnChange?: boolean; problems?: Prob
     extractorId: 'mean-rgb',
     print: (l) => void printed.push(l),
     problems: opts.problems,
+    onBroken: opts.onBroken,
   });
   return { frames, source, published, printed, stats, classifier, classified };
 }
@@ -164,4 +165,33 @@ test('a failing camera logs one "frame failed" line and the problem once, then a
   } finally {
     configureLogging({ level: 'silent' });
   }
+});
+
+test('WebAssembly traps on every frame: onBroken once at WASM_TRAPS_FATAL in a row; other errors or a good frame reset the count', async () => {
+  const broken: string[] = [];
+  const { frames, source, stats } = loop({ onBroken: (e) => void broken.push(e) });
+  const trap = () => source.next({ throws: new WebAssembly.RuntimeError('memory access out of bounds') });
+  for (let i = 1; i < WASM_TRAPS_FATAL; i++) {
+    trap();
+    await frames.tick();
+  }
+  await frames.tick(); // a good frame: the runtime works after all
+  for (let i = 1; i < WASM_TRAPS_FATAL; i++) {
+    trap();
+    await frames.tick();
+  }
+  source.next({ error: 'no camera' }); // not a trap: the camera's problem, not the runtime's
+  await frames.tick();
+  for (let i = 1; i < WASM_TRAPS_FATAL; i++) {
+    trap();
+    await frames.tick();
+  }
+  assert.deepEqual(broken, [], 'no streak of WASM_TRAPS_FATAL traps yet');
+  source.next({ throws: new Error('wrapped', { cause: new WebAssembly.RuntimeError('unreachable') }) });
+  await frames.tick();
+  assert.deepEqual(broken, ['wrapped'], 'a trap as the cause of another error counts');
+  trap();
+  await frames.tick();
+  assert.equal(broken.length, 1, 'called once per streak');
+  assert.equal(stats.failed, 9, 'every frame above failed: 2 + 2 traps, 1 camera error, 2 traps, 1 wrapped, 1 trap');
 });
