@@ -115,7 +115,7 @@ qemu-img create -q -f qcow2 -F raw -b "$IMAGE/base.img" "$WORK/root.qcow2"
 # One host thread for both vCPUs (thread=single): with multi-threaded TCG, 1 in 3 agent starts here crashed (SIGSEGV,
 # or every frame trapping in WebAssembly: V8 turns guard-page faults into "memory access out of bounds"), never
 # natively; the guest still has 2 CPUs.
-QEMU+=(-accel tcg,thread=single -smp 2 -m 1536 -no-user-config -nodefaults -display none -monitor none -nic none
+QEMU+=(-accel "tcg,thread=single" -smp 2 -m 1536 -no-user-config -nodefaults -display none -monitor none -nic none
   -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img"
   -append "root=LABEL=edgeheadroot rw console=$CONSOLE quiet systemd.show_status=error"
   -drive "file=$WORK/root.qcow2,if=virtio,format=qcow2"
