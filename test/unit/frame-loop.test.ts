@@ -168,9 +168,11 @@ test('a failing camera logs one "frame failed" line and the problem once, then a
 });
 
 test('WebAssembly traps on every frame: onBroken once at WASM_TRAPS_FATAL in a row; other errors or a good frame reset the count', async () => {
+  // The runtime's WebAssembly.RuntimeError (the lib config has no WebAssembly values, only @types/node's namespace).
+  const { RuntimeError } = (globalThis as unknown as { WebAssembly: { RuntimeError: new (message: string) => Error } }).WebAssembly;
   const broken: string[] = [];
   const { frames, source, stats } = loop({ onBroken: (e) => void broken.push(e) });
-  const trap = () => source.next({ throws: new WebAssembly.RuntimeError('memory access out of bounds') });
+  const trap = () => source.next({ throws: new RuntimeError('memory access out of bounds') });
   for (let i = 1; i < WASM_TRAPS_FATAL; i++) {
     trap();
     await frames.tick();
@@ -187,7 +189,7 @@ test('WebAssembly traps on every frame: onBroken once at WASM_TRAPS_FATAL in a r
     await frames.tick();
   }
   assert.deepEqual(broken, [], 'no streak of WASM_TRAPS_FATAL traps yet');
-  source.next({ throws: new Error('wrapped', { cause: new WebAssembly.RuntimeError('unreachable') }) });
+  source.next({ throws: new Error('wrapped', { cause: new RuntimeError('unreachable') }) });
   await frames.tick();
   assert.deepEqual(broken, ['wrapped'], 'a trap as the cause of another error counts');
   trap();
