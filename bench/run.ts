@@ -256,11 +256,26 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
   return { threads, nodeFlags: serviceNodeFlags().join(' '), rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
 }
 
+const USAGE = `usage: npm run bench -- [--json FILE] [--frames N] [--turn K] [--threads N] [--sequential] [--no-agent]
+       npm run bench -- fleet|motion|train [options]     (the fleet server, the motion gate, the trainer)
+  --json FILE    also write the results as JSON
+  --frames N     timed frames per configuration (default 60)
+  --turn K       frames per turn while the configurations take turns (default 5)
+  --threads N    the multi-threaded configuration's threads (default: the CPUs, 2 to 4)
+  --sequential   one process at a time, all its frames in one go (less memory: small boards)
+  --no-agent     skip the running agent's memory
+  -h, --help     print this help
+See docs/BENCHMARKS.md.`;
+
 function parseOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  if (config.args?.some((a) => a === '--help' || a === '-h')) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
   try {
     return parseArgs(config);
   } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\nusage: npm run bench -- [--json FILE] [--frames N] [--turn K] [--threads N] [--sequential] [--no-agent]\n`);
+    process.stderr.write(`bench: ${(e as Error).message}\n${USAGE.split('\n')[0]}\n`);
     process.exit(2);
   }
 }
@@ -270,6 +285,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'motion') return (await import('./motion')).main(process.argv.slice(3)); // the motion gate (bench/motion.ts)
   if (process.argv[2] === 'train') return (await import('./train')).main(process.argv.slice(3)); // the head trainer (bench/train.ts)
   const { values } = parseOrExit({
+    args: process.argv.slice(2),
     options: {
       json: { type: 'string' },
       frames: { type: 'string', default: '60' },

@@ -5,24 +5,28 @@
  */
 import * as fs from 'node:fs';
 import { EdgeheadError } from '../base/errors';
+import { defaultConfig } from '../config/defaults';
 import type { MqttSettings } from '../mqtt/mqttjs-client';
 import { pushSettings } from '../operator/push';
 import { TOPIC_PREFIX_RE, TOPIC_PREFIX_RULE } from '../protocol/patterns';
-import type { OptionSpec } from './args';
+import type { OptionDefs } from './spec';
 
-/** --broker, --prefix, --ca/--cert/--key, --username and --password-file: spread into parseCommandArgs' options. */
+/** --broker, --prefix, --ca/--cert/--key, --username and --password-file: spread into a command spec's options. */
 export const BROKER_OPTIONS = {
-  broker: { type: 'string' },
-  prefix: { type: 'string' },
-  ca: { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  username: { type: 'string' },
-  'password-file': { type: 'string' },
-} as const satisfies OptionSpec;
+  broker: { type: 'string', arg: 'URL', required: true, description: 'the MQTT broker: mqtt://host:1883, mqtts://host:8883, ws(s)://...' },
+  prefix: { type: 'string', arg: 'P', description: 'topic prefix', default: defaultConfig().mqtt.topicPrefix },
+  ca: { type: 'string', arg: 'F', description: 'CA certificate (PEM) for mqtts/wss' },
+  cert: { type: 'string', arg: 'F', description: 'client certificate (PEM)' },
+  key: { type: 'string', arg: 'F', description: 'client private key (PEM)' },
+  username: { type: 'string', arg: 'U', description: 'broker user name' },
+  'password-file': { type: 'string', arg: 'F', description: 'the broker password is the first line of F' },
+} as const satisfies OptionDefs;
 
 /** BROKER_OPTIONS and --password P (visible in `ps`; `fleet simulate` does not take it). */
-export const BROKER_OPTIONS_WITH_PASSWORD = { ...BROKER_OPTIONS, password: { type: 'string' } } as const satisfies OptionSpec;
+export const BROKER_OPTIONS_WITH_PASSWORD = {
+  ...BROKER_OPTIONS,
+  password: { type: 'string', arg: 'P', description: 'the broker password (every user of the machine can read it in `ps`: prefer --password-file)' },
+} as const satisfies OptionDefs;
 
 /** The parsed values of BROKER_OPTIONS (and --password). */
 export interface BrokerValues {

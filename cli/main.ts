@@ -4,9 +4,11 @@
  * Exit codes: 0 ok; 1 failed (bad input, runtime error); 2 bad arguments or configuration.
  */
 import { EdgeheadError } from '../base/errors';
-import { configureLogging } from '../base/log';
+import { configureLogging, stderrPrefix } from '../base/log';
 import { agentVersion } from '../base/version';
-import type { Command } from './args';
+import { type Command, findCommand } from './args';
+import { GLOBAL_OPTIONS } from './spec';
+import { didYouMean } from './suggest';
 import { classifyCommand } from './commands/classify';
 import { configCommand } from './commands/config';
 import { datasetCommand } from './commands/dataset';
@@ -19,35 +21,58 @@ import { exitCodeFor, reportFatal } from './report';
 
 export const COMMANDS: Command[] = [runCommand, classifyCommand, headCommand, summaryCommand, doctorCommand, configCommand, fleetCommand, datasetCommand];
 
-function usage(): string {
+export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    'usage: edgehead <command> [options]',
+    'usage: edgehead [--verbose] <command> [options]',
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `edgehead <command> --help` for its options. EDGEHEAD_LOG_LEVEL=debug shows details and stack traces.',
+    'global options (before or after the command):',
+    `  --verbose   ${GLOBAL_OPTIONS.verbose.description}`,
+    `  -h, --help  ${GLOBAL_OPTIONS.help.description}`,
+    '  --version   print the version and exit',
+    '',
+    'examples:',
+    '  edgehead classify assets/samples/fish/fish1.jpg',
+    '  edgehead help head train',
+    '',
+    'Run `edgehead <command> --help` or `edgehead help <command>` for its options; docs/cli.md has them all.',
   ].join('\n');
 }
 
+/** Flags that mean the same wherever they are: --verbose is taken out, --help and --json go to the command. */
+const LEADING_FLAGS = new Set(['--verbose', '--help', '-h', '--json', '--version']);
+
 export async function main(argv: string[]): Promise<void> {
-  const [name, ...rest] = argv;
-  if (argv.includes('--verbose')) configureLogging({ level: 'debug' });
-  const args = rest.filter((a) => a !== '--verbose');
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage() + '\n');
-    process.exitCode = name ? 0 : 2;
-    return;
-  }
-  if (name === '--version' || name === 'version') {
-    process.stdout.write(`${agentVersion()}\n`);
-    return;
-  }
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const end = argv.indexOf('--');
+  const before = end < 0 ? argv : argv.slice(0, end);
+  if (before.includes('--verbose')) configureLogging({ level: 'debug' });
+  const args = [...before.filter((a) => a !== '--verbose'), ...(end < 0 ? [] : argv.slice(end))];
+  const leading: string[] = [];
+  while (args.length > 0 && LEADING_FLAGS.has(args[0]!)) leading.push(args.shift()!);
+  const [name, ...rest] = args;
   try {
-    if (!cmd) throw new EdgeheadError('BAD_ARGS', `unknown command "${name}"`, { hint: 'run `edgehead --help`' });
-    process.exitCode = await cmd.run(args);
+    if (leading.includes('--version') || name === 'version') {
+      process.stdout.write(`${agentVersion()}\n`);
+      return;
+    }
+    const wantsHelp = leading.includes('--help') || leading.includes('-h');
+    if (!name || name === 'help') {
+      const target = name === 'help' && rest.length > 0 ? findCommand(COMMANDS, rest) : undefined;
+      process.stdout.write((target ? target.help() : usage()) + '\n');
+      process.exitCode = name || wantsHelp ? 0 : 2;
+      return;
+    }
+    if (name.startsWith('-')) throw new EdgeheadError('BAD_ARGS', `unknown option "${name}" before the command`, { hint: 'run `edgehead --help`' });
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (!cmd) {
+      process.stderr.write(`${stderrPrefix('error')}edgehead: unknown command "${name}"${didYouMean(name, COMMANDS.map((c) => c.name)) || ' (run `edgehead --help` for the commands)'}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.exitCode = await cmd.run([...leading, ...rest]);
   } catch (e) {
     reportFatal(e);
     process.exitCode = exitCodeFor(e);

@@ -8,21 +8,20 @@ import { DEMO_HEAD_PATH, readHeadFile } from '../protocol/head/files';
 import { initImageCodecs } from '../agent/image';
 import type { HeadFile } from '../protocol/head/format';
 import { progressBar } from '../base/progress';
-import { choiceArg, intArg, type OptionSpec } from './args';
+import { choiceArg, intArg } from './args';
+import type { OptionDefs } from './spec';
 
 /** The values backend.name and preprocess.resize accept, read from the schema's unions. */
 export const BACKEND_CHOICES = BackendSchema.properties.name.anyOf.map((s) => s.const);
 export const RESIZE_CHOICES = PreprocessSchema.properties.resize.anyOf.map((s) => s.const);
 
 export const RUNTIME_OPTIONS = {
-  extractor: { type: 'string' },
-  backend: { type: 'string' },
-  threads: { type: 'string' },
-  resize: { type: 'string' },
-  'max-pixels': { type: 'string' },
-} satisfies OptionSpec;
-
-export const RUNTIME_USAGE = `[--extractor ID|DIR|URL] [--backend ${BACKEND_CHOICES.join('|')}] [--threads auto|N] [--resize ${RESIZE_CHOICES.join('|')}] [--max-pixels N]`;
+  extractor: { type: 'string', arg: 'ID|DIR|URL', description: 'feature extractor: a catalogue id, a TF.js model folder or an http(s) URL (docs/extractors.md)', default: defaultConfig().extractor.ref },
+  backend: { type: 'string', arg: BACKEND_CHOICES.join('|'), description: 'TensorFlow.js backend', default: defaultConfig().backend.name },
+  threads: { type: 'string', arg: 'auto|N', description: 'WASM threads', default: 'auto' },
+  resize: { type: 'string', arg: RESIZE_CHOICES.join('|'), description: 'how frames are fitted to the extractor input', default: defaultConfig().preprocess.resize },
+  'max-pixels': { type: 'string', arg: 'N', description: 'refuse images with more pixels than N', default: defaultConfig().preprocess.maxPixels },
+} as const satisfies OptionDefs;
 
 type RuntimeValues = { [K in keyof typeof RUNTIME_OPTIONS]?: string };
 

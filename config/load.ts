@@ -5,9 +5,13 @@
  *   -> relative paths resolved -> Config
  *
  * Every problem is collected and reported at once in one EdgeheadError('BAD_CONFIG') (a ConfigError), one line per
- * problem: `schedule.intervalMs: must be >= 50 (got 0)`. Nothing is repaired silently: a value of the wrong type is an
- * error, never coerced (only EDGEHEAD_* strings are parsed, by the type of their setting). Secret settings are never
- * printed: "(got ***)".
+ * problem: `schedule.intervalMs: must be >= 50 (got 0)`, some with a hint (`... — write true (YAML 1.2: ...)`); each is
+ * also a ConfigIssue {path, message, hint?} (`config check --json`). Nothing is repaired silently: a value of the wrong
+ * type is an error, never coerced (only EDGEHEAD_* strings are parsed, by the type of their setting). Secret settings
+ * are never printed: "(got ***)".
+ *
+ * Files named by the config (TLS files, head keys) are checked here too; for a config written for another machine
+ * (checkFiles: 'warn', `config check --no-file-checks`) files missing or unreadable here are warnings instead.
  *
  * The same loader serves the fleet server's config (operator/fleet/config.ts): everything that depends on the schema
  * (version, env prefix, path settings, computed defaults, cross-field rules) is a ConfigSpec; checkConfig() and
@@ -20,7 +24,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType, Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
 import { EdgeheadError } from '../base/errors';
-import { ID_INVALID_CHARS_RE, ID_MAX_LENGTH, RESERVED_DEVICE_IDS } from '../protocol/patterns';
+import { ID_INVALID_CHARS_RE, ID_MAX_LENGTH, MQTT_URL_RE, RESERVED_DEVICE_IDS } from '../protocol/patterns';
 import {
   AGENT_ENV,
   applyEnvOverrides,
@@ -37,6 +41,8 @@ import {
 import { extractorRefKind } from './extractor-ref';
 import { regionOutside } from '../protocol/head/manifest';
 import { closest } from './suggest';
+import { isLoopbackUrl } from './loopback';
+import { isInlinePem, publicKeyProblem } from './public-keys';
 import { isPlainObject, maskSecrets, orderLikeSchema } from './present';
 import { type Config, CONFIG_VERSION } from './schema';
 
@@ -48,10 +54,10 @@ export { maskSecrets, orderLikeSchema };
  * folder; relative values from EDGEHEAD_* variables or defaults against the current directory.
  * extractor.ref only when it is a path (config/extractor-ref.ts).
  */
-export const PATH_SETTINGS = ['stateDir', 'source.directory.path', 'mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key', 'head.file', 'extractor.ref'] as const;
+export const PATH_SETTINGS = ['stateDir', 'source.directory.path', 'mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key', 'head.file', 'head.publicKeys', 'extractor.ref'] as const;
 
 /** Path settings naming files that must exist when the config is loaded (unless checkFiles is false). */
-export const EXISTING_FILE_SETTINGS = ['mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key'] as const;
+export const EXISTING_FILE_SETTINGS = ['mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key', 'head.publicKeys'] as const;
 
 /** Defaults that depend on the machine, computed at load time (the docs show `label`). */
 export const COMPUTED_DEFAULTS: Readonly<Record<string, { label: string; explanation: string }>> = {
@@ -65,20 +71,53 @@ export function hostnameDeviceId(hostname: string = os.hostname()): string {
   return id || 'edgehead';
 }
 
+/** One problem (or warning) in a config: `path: message — hint`. */
+export interface ConfigIssue {
+  /** Dotted key path (`mqtt.tls.ca`, `head.publicKeys[0]`), an EDGEHEAD_* variable, or `FILE:LINE:COL` for syntax errors. */
+  path: string;
+  message: string;
+  /** What to do about it, when there is more to say than the message. */
+  hint?: string;
+  /** A check of a file named by the config (exists, readable): machine-specific, see CheckOptions.checkFiles. */
+  file?: boolean;
+}
+
+/** `path: message` lines (the form most checks produce) as issues; issues as they are. */
+export function toIssue(e: string | ConfigIssue): ConfigIssue {
+  if (typeof e !== 'string') return e;
+  const i = e.indexOf(': ');
+  return i < 0 ? { path: '', message: e } : { path: e.slice(0, i), message: e.slice(i + 2) };
+}
+
+/** One line: `path: message — hint`. */
+export function formatIssue(i: ConfigIssue): string {
+  return `${i.path ? `${i.path}: ` : ''}${i.message}${i.hint ? ` — ${i.hint}` : ''}`;
+}
+
 /** A BAD_CONFIG error listing every problem; main.ts prints the message and exits 2. */
 export class ConfigError extends EdgeheadError {
   /** One line per problem, e.g. `schedule.intervalMs: must be >= 50 (got 0)`. */
   readonly errors: readonly string[];
-  constructor(errors: string[]) {
-    super('BAD_CONFIG', formatConfigErrors(errors));
+  /** The same problems as {path, message, hint?}. */
+  readonly issues: readonly ConfigIssue[];
+  constructor(errors: readonly (string | ConfigIssue)[]) {
+    const issues = errors.map(toIssue);
+    super('BAD_CONFIG', formatConfigErrors(issues));
     this.name = 'ConfigError';
-    this.errors = errors;
+    this.issues = issues;
+    this.errors = issues.map(formatIssue);
   }
 }
 
-export function formatConfigErrors(errors: readonly string[]): string {
-  const n = errors.length;
-  return [`invalid configuration (${n} error${n === 1 ? '' : 's'}):`, ...errors.map((e) => `  ${e}`)].join('\n');
+/** The header and one line per problem; a hint shared by several problems is said once, after them. */
+export function formatConfigErrors(errors: readonly (string | ConfigIssue)[]): string {
+  const issues = errors.map(toIssue);
+  const n = issues.length;
+  const count = new Map<string, number>();
+  for (const i of issues) if (i.hint) count.set(i.hint, (count.get(i.hint) ?? 0) + 1);
+  const shared = [...count].filter(([, c]) => c > 1).map(([h]) => h);
+  const lines = issues.map((i) => `  ${formatIssue(i.hint && shared.includes(i.hint) ? { ...i, hint: undefined } : i)}`);
+  return [`invalid configuration (${n} error${n === 1 ? '' : 's'}):`, ...lines, ...shared.map((h) => `  hint: ${h}`)].join('\n');
 }
 
 /** Computed-default docs: key -> what the docs show as default, and how it is computed. */
@@ -97,15 +136,22 @@ export interface ConfigSpec extends EnvSpec {
   computedDefaults: ComputedDefaults;
   /** A path setting's value that is not a path (e.g. extractor.ref naming a catalogue model): left as is. */
   isPathValue?(key: string, value: string): boolean;
+  /**
+   * What is wrong with the content of an existing-file setting (the file's text, or the value itself when it is not a
+   * path, e.g. an inline PEM); undefined when it is fine. Only for settings that need more than an existing file.
+   */
+  contentProblem?(key: string, text: string): string | undefined;
   /** Fills the computed defaults into the defaulted config (before validation). */
   fillComputed?(cfg: Record<string, unknown>, opts: CheckOptions): void;
   /** Checks across settings, reported with the others (files are checked by the loader). */
-  crossFieldErrors?(cfg: Record<string, unknown>, ctx: CrossFieldContext): string[];
+  crossFieldErrors?(cfg: Record<string, unknown>, ctx: CrossFieldContext): (string | ConfigIssue)[];
 }
 
 export interface CrossFieldContext {
   /** The value at a dotted key path. */
   at(key: string): unknown;
+  /** The setting was chosen: written in the file, or set by an EDGEHEAD_* variable or the command line (not a default). */
+  isSet(key: string): boolean;
   /** `(got 5 from EDGEHEAD_X)` for a value at a key path. */
   got(value: unknown, key: string): string;
 }
@@ -115,8 +161,12 @@ export interface LoadOptions {
   file?: string;
   /** Environment to read EDGEHEAD_* overrides from (default: process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Check that files named by the config (mqtt.tls.*) exist (default true). */
-  checkFiles?: boolean;
+  /**
+   * Check the files named by the config (mqtt.tls.*, head.publicKeys): true (default) = a missing or unreadable one is
+   * an error; 'warn' = a warning (a config written for another machine; a file that is there must still be right);
+   * false = not looked at.
+   */
+  checkFiles?: boolean | 'warn';
   /** Base of relative paths that do not come from the file (default: process.cwd()). */
   cwd?: string;
   /** Host name for the device.id default (default: os.hostname()). */
@@ -125,7 +175,7 @@ export interface LoadOptions {
   overrides?: Record<string, unknown>;
 }
 
-export function loadConfig(opts: LoadOptions = {}): Config {
+export function loadConfig(opts: CheckOptions = {}): Config {
   const { config, errors } = checkConfig(opts);
   if (errors.length > 0 || !config) throw new ConfigError(errors);
   return config;
@@ -141,6 +191,10 @@ export interface CheckResult {
   /** The effective config, when there are no errors. */
   config?: Config;
   errors: string[];
+  /** The same as {path, message, hint?}. */
+  issues: ConfigIssue[];
+  /** With checkFiles: 'warn': the files named by the config that are missing or unreadable here. */
+  warnings: ConfigIssue[];
   /** Dotted key path -> EDGEHEAD_* variable that set it. */
   envSources: Map<string, string>;
 }
@@ -157,7 +211,10 @@ export function checkConfig(opts: CheckOptions = {}): CheckResult {
 export const OVERRIDE_SOURCE = 'the command line';
 
 /** checkConfig for any config schema. */
-export function checkWithSpec(spec: ConfigSpec, opts: CheckOptions = {}): { config?: unknown; errors: string[]; envSources: Map<string, string> } {
+export function checkWithSpec(
+  spec: ConfigSpec,
+  opts: CheckOptions = {},
+): { config?: unknown; errors: string[]; issues: ConfigIssue[]; warnings: ConfigIssue[]; envSources: Map<string, string> } {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   let fromFile: unknown;
@@ -170,7 +227,7 @@ export function checkWithSpec(spec: ConfigSpec, opts: CheckOptions = {}): { conf
     fromFile = opts.data;
   }
 
-  const errors: string[] = [];
+  const errors: (string | ConfigIssue)[] = [];
   let raw: Record<string, unknown> = {};
   if (opts.file !== undefined || opts.data !== undefined) {
     if (fromFile === null || fromFile === undefined) fromFile = {}; // an empty file: reported as missing version below
@@ -196,18 +253,29 @@ export function checkWithSpec(spec: ConfigSpec, opts: CheckOptions = {}): { conf
 
   const seen = new Set<string>();
   for (const e of Value.Errors(spec.schema, cfg)) {
-    const line = describeValueError(spec, e, cfg, sources);
-    if (!seen.has(line)) errors.push(line);
+    const issue = describeValueError(spec, e, cfg, sources);
+    const line = formatIssue(issue);
+    if (!seen.has(line)) errors.push(issue);
     seen.add(line);
   }
 
   resolvePaths(spec, cfg, fileValues, sources, baseDir, cwd);
-  const ctx: CrossFieldContext = { at: (key) => getIn(cfg, key.split('.')), got: (value, key) => got(value, undefined, key, sources) };
+  const ctx: CrossFieldContext = {
+    at: (key) => getIn(cfg, key.split('.')),
+    isSet: (key) => getIn(fileValues, key.split('.')) !== undefined || sources.has(key),
+    got: (value, key) => got(value, undefined, key, sources),
+  };
   errors.push(...(spec.crossFieldErrors?.(cfg, ctx) ?? []));
-  if (opts.checkFiles ?? true) errors.push(...fileErrors(spec, ctx));
+  const warnings: ConfigIssue[] = [];
+  const checkFiles = opts.checkFiles ?? true;
+  if (checkFiles !== false) {
+    for (const f of fileErrors(spec, ctx)) (checkFiles === 'warn' && f.file ? warnings : errors).push(f);
+  }
 
-  if (errors.length > 0) return { errors, envSources: sources };
-  return { config: orderLikeSchema(cfg, spec.schema), errors, envSources: sources };
+  const issues = errors.map(toIssue);
+  const lines = issues.map(formatIssue);
+  if (issues.length > 0) return { errors: lines, issues, warnings, envSources: sources };
+  return { config: orderLikeSchema(cfg, spec.schema), errors: lines, issues, warnings, envSources: sources };
 }
 
 /** Deep-merges command-line settings into `target`; every leaf set is recorded as coming from the command line. */
@@ -338,7 +406,16 @@ function unknownKeyHint(segs: readonly (string | number)[], root: TSchema): stri
   return near.length === 1 ? ` (did you mean ${dottedPath(near[0]!)}?)` : '';
 }
 
-function describeValueError(spec: ConfigSpec, e: ValueError, cfg: unknown, sources: Map<string, string>): string {
+/** YAML 1.1 booleans (yes/no/on/off, y/n) are strings in YAML 1.2: a boolean setting given one gets this hint. */
+const YAML11_BOOLEANS: Readonly<Record<string, boolean>> = { yes: true, y: true, on: true, no: false, n: false, off: false };
+
+function yaml11Hint(e: ValueError): string | undefined {
+  if (e.type !== ValueErrorType.Boolean || typeof e.value !== 'string') return undefined;
+  const b = YAML11_BOOLEANS[e.value.toLowerCase()];
+  return b === undefined ? undefined : `write ${b} (YAML 1.2: yes/no/on/off are strings)`;
+}
+
+function describeValueError(spec: ConfigSpec, e: ValueError, cfg: unknown, sources: Map<string, string>): ConfigIssue {
   const root = spec.schema;
   let segs = pointerSegments(e.path, root);
   // Errors inside a fixed-length list (e.g. extractor.valueRange) are reported once, for the whole list.
@@ -347,19 +424,26 @@ function describeValueError(spec: ConfigSpec, e: ValueError, cfg: unknown, sourc
     if (s && kindOf(s) === 'Tuple') {
       segs = segs.slice(0, i);
       const dotted = dottedPath(segs);
-      return `${dotted}: must be ${typeNoun(s)} ${got(getIn(cfg, segs), s, dotted, sources)}`;
+      return { path: dotted, message: `must be ${typeNoun(s)} ${got(getIn(cfg, segs), s, dotted, sources)}` };
     }
   }
   const dotted = dottedPath(segs);
+  const hint = yaml11Hint(e);
+  return { path: dotted, message: valueErrorMessage(spec, e, segs, dotted, sources), ...(hint ? { hint } : {}) };
+}
+
+/** The message for one schema error at a key path that is not inside a fixed-length list. */
+function valueErrorMessage(spec: ConfigSpec, e: ValueError, segs: (string | number)[], dotted: string, sources: Map<string, string>): string {
+  const root = spec.schema;
   const schema = (schemaAt(segs, root) ?? e.schema) as TSchema & Record<string, unknown>;
-  if (kindOf(schema) === 'Tuple') return `${dotted}: must be ${typeNoun(schema)} ${got(e.value, schema, dotted, sources)}`;
+  if (kindOf(schema) === 'Tuple') return `must be ${typeNoun(schema)} ${got(e.value, schema, dotted, sources)}`;
   const n = (k: string) => (e.schema as Record<string, unknown>)[k];
   let expected: string;
   switch (e.type) {
     case ValueErrorType.ObjectAdditionalProperties:
-      return `${dotted}: unknown key${unknownKeyHint(segs, root)}`;
+      return `unknown key${unknownKeyHint(segs, root)}`;
     case ValueErrorType.ObjectRequiredProperty:
-      return `${dotted}: required`;
+      return 'required';
     case ValueErrorType.IntegerMinimum:
     case ValueErrorType.NumberMinimum:
       expected = `must be >= ${n('minimum')}`;
@@ -400,7 +484,7 @@ function describeValueError(spec: ConfigSpec, e: ValueError, cfg: unknown, sourc
     default:
       expected = e.message.replace(/^Expected /, 'must be ').replace(/^./, (c) => c.toLowerCase());
   }
-  return `${dotted}: ${expected} ${got(e.value, schema, dotted, sources)}`;
+  return `${expected} ${got(e.value, schema, dotted, sources)}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -418,8 +502,10 @@ function resolvePaths(spec: ConfigSpec, cfg: Record<string, unknown>, fileValues
 }
 
 /** The agent's checks across settings (the files are checked by fileErrors). */
-function agentCrossFieldErrors(_cfg: Record<string, unknown>, { at, got: gotAt }: CrossFieldContext): string[] {
-  const errors: string[] = [];
+function agentCrossFieldErrors(_cfg: Record<string, unknown>, { at, isSet, got: gotAt }: CrossFieldContext): (string | ConfigIssue)[] {
+  const errors: (string | ConfigIssue)[] = [];
+  const sourceIssue = sourceChoiceIssue(at, isSet);
+  if (sourceIssue) errors.push(sourceIssue);
   if (at('source.type') === 'http' && isPlainObject(at('source.http')) && at('source.http.url') === undefined) {
     errors.push('source.http.url: required when source.type is http');
   }
@@ -431,6 +517,24 @@ function agentCrossFieldErrors(_cfg: Record<string, unknown>, { at, got: gotAt }
     ['source.stream.restartMinMs', 'source.stream.restartMaxMs'],
   ]));
   return errors;
+}
+
+/**
+ * The default source ("directory": the bundled sample photos) is for trying the agent on this machine (npm start, an
+ * embedded or local broker). A config for a broker elsewhere must choose its source, or a real fleet would receive
+ * sample photos as predictions.
+ */
+export const SOURCE_CHOICE_HINT = 'choose webcam, stream, rpicam, http or directory (docs/configuration.md)';
+
+function sourceChoiceIssue(at: CrossFieldContext['at'], isSet: CrossFieldContext['isSet']): ConfigIssue | undefined {
+  const url = at('mqtt.url');
+  if (isSet('source.type') || typeof url !== 'string' || !MQTT_URL_RE.test(url) || isLoopbackUrl(url)) return undefined;
+  const what = typeof at('source.directory.path') === 'string' ? 'the images of source.directory.path' : 'the bundled sample photos';
+  return {
+    path: 'source.type',
+    message: `required when mqtt.url is a broker on another machine (the default "directory" would publish ${what})`,
+    hint: SOURCE_CHOICE_HINT,
+  };
 }
 
 /** Two settings that go together: `a: required when b is set` either way. */
@@ -454,32 +558,49 @@ export function orderErrors(at: CrossFieldContext['at'], gotAt: CrossFieldContex
   return errors;
 }
 
-function fileErrors(spec: ConfigSpec, { at }: CrossFieldContext): string[] {
-  const errors: string[] = [];
+/**
+ * The files named by existing-file settings: missing, not a file or unreadable (issues marked `file`: machine-specific),
+ * then, for settings that say what the content must be (spec.contentProblem), the content.
+ */
+function fileErrors(spec: ConfigSpec, { at }: CrossFieldContext): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   for (const key of spec.existingFileSettings) {
     const value = at(key);
     const files = Array.isArray(value) ? value.map((f, i) => [`${key}[${i}]`, f] as const) : [[key, value] as const];
     for (const [where, file] of files) {
       if (typeof file !== 'string' || file === '') continue;
+      if (spec.isPathValue && !spec.isPathValue(key, file)) {
+        const problem = spec.contentProblem?.(key, file);
+        if (problem) issues.push({ path: where, message: problem });
+        continue;
+      }
+      const missing = (message: string): void => void issues.push({ path: where, message, file: true });
       let stat: fs.Stats;
       try {
         stat = fs.statSync(file);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        errors.push(code === 'ENOENT' || code === 'ENOTDIR' ? `${where}: file not found: ${file}` : `${where}: cannot read ${file} (${code})`);
+        missing(code === 'ENOENT' || code === 'ENOTDIR' ? `file not found: ${file}` : `cannot read ${file} (${code})`);
         continue;
       }
-      if (!stat.isFile()) errors.push(`${where}: not a file: ${file}`);
-      else {
-        try {
-          fs.accessSync(file, fs.constants.R_OK);
-        } catch {
-          errors.push(`${where}: cannot read ${file} (permission denied)`);
-        }
+      if (!stat.isFile()) {
+        missing(`not a file: ${file}`);
+        continue;
       }
+      let text: string | undefined;
+      try {
+        if (spec.contentProblem) text = fs.readFileSync(file, 'utf8');
+        else fs.accessSync(file, fs.constants.R_OK);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        missing(code === 'EACCES' || code === 'EPERM' || code === undefined ? `cannot read ${file} (permission denied)` : `cannot read ${file} (${code})`);
+        continue;
+      }
+      const problem = text === undefined ? undefined : spec.contentProblem?.(key, text);
+      if (problem) issues.push({ path: where, message: `${file}: ${problem}` });
     }
   }
-  return errors;
+  return issues;
 }
 
 /** The agent's config: config/schema.ts, EDGEHEAD_*. */
@@ -490,7 +611,8 @@ export const AGENT_CONFIG: ConfigSpec = {
   pathSettings: PATH_SETTINGS,
   existingFileSettings: EXISTING_FILE_SETTINGS,
   computedDefaults: COMPUTED_DEFAULTS,
-  isPathValue: (key, value) => key !== 'extractor.ref' || extractorRefKind(value) === 'path',
+  isPathValue: (key, value) => (key === 'extractor.ref' ? extractorRefKind(value) === 'path' : key === 'head.publicKeys' ? !isInlinePem(value) : true),
+  contentProblem: (key, text) => (key === 'head.publicKeys' ? publicKeyProblem(text) : undefined),
   fillComputed(cfg, opts) {
     const device = cfg.device;
     if (isPlainObject(device) && device.id === undefined) device.id = hostnameDeviceId(opts.hostname);

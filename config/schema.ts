@@ -110,7 +110,7 @@ export const HeadSchema = section(
     publicKeys: Type.Array(Type.String({ minLength: 1 }), {
       default: [],
       description:
-        'Ed25519 public keys (PEM files, or inline PEM) trusted to sign heads. When any is set, unsigned heads and heads signed by other keys are rejected.',
+        'Ed25519 public keys (PEM files, relative to the config file\'s folder, or inline PEM) trusted to sign heads; checked when the config is loaded. When any is set, unsigned heads and heads signed by other keys are rejected.',
     }),
     testVectorTolerance: Type.Number({ exclusiveMinimum: 0, default: 1e-3, description: 'Largest |logit difference| (absolute, plus the same relative) when a head\'s test vectors are recomputed on the device.' }),
     rejectedKeep: Type.Integer({ minimum: 0, default: 10, description: 'Rejected head payloads kept in <stateDir>/heads/rejected for inspection, each as its first 4 KiB and a record (reason, size, sha256); oldest removed first, 1 MiB in all at most, none while the state dir has less than 32 MiB free.' }),
@@ -200,7 +200,8 @@ export const SourceSchema = section(
   {
     type: Type.Union([Type.Literal('directory'), Type.Literal('webcam'), Type.Literal('stream'), Type.Literal('rpicam'), Type.Literal('http')], {
       default: 'directory',
-      description: 'Where frames come from.',
+      description:
+        'Where frames come from. The default, "directory" (the bundled sample photos unless source.directory.path is set), is for trying the agent with a local broker: a config whose mqtt.url is on another machine must set it (in the file or EDGEHEAD_SOURCE_TYPE).',
     }),
     directory: section(
       {

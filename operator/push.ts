@@ -10,6 +10,13 @@
  *      device processed these exact bytes earlier, which is reported as `earlier`, not counted as an answer);
  *   5. stop when the named device answered, when `waitAcks` devices answered, or at the timeout.
  *
+ * A group or fleet push without `waitAcks` expects the devices whose retained status says they are online and in
+ * the target (push-expect.ts): it subscribes to <prefix>/+/status first, and the SUBACK of the head/state
+ * subscription that follows marks the end of the retained burst (a broker sends a subscription's retained messages
+ * before it handles the client's next packet). With no device to expect, nothing is published (a typo in a group
+ * name must not leave a retained head on a topic no device reads). It stops when every expected device answered (or
+ * went offline); each one that did not is a "no answer" row.
+ *
  * The MQTT connection is injectable (`connect`), so tests can run it against an in-process broker.
  */
 import { EdgeheadError } from '../base/errors';
@@ -22,9 +29,10 @@ import { ACCEPTED_STATUSES, correlationIdOf, HeadStateMessageSchema, type HeadUp
 import { DEVICE_ID_RE, DEVICE_ID_RULE, HEAD_MAX_BYTES, ID_RE, ID_RULE, MQTT_URL_RE, MQTT_URL_RULE, STATE_MAX_BYTES, TLS_URL_RE, TOPIC_PREFIX_RE, TOPIC_PREFIX_RULE } from '../protocol/patterns';
 import { everyDeviceTopic, deviceTopic, type HeadScope, headSetTopic, parseTopic } from '../protocol/topics';
 import { parseJsonPayload } from '../protocol/validate';
+import { ExpectedDevices, type OfflineDevice } from './push-expect';
 
 export type { MqttConnect };
-export const DEFAULT_PUSH_TIMEOUT_MS = 10_000;
+export const DEFAULT_PUSH_TIMEOUT_MS = 30_000;
 
 export type PushTarget = HeadScope;
 
@@ -40,7 +48,7 @@ export interface PushOptions {
   retain?: boolean;
   /** Group/fleet: stop as soon as this many devices answered; fewer by the timeout is a failure. */
   waitAcks?: number;
-  /** From the publish. Default 10 s. */
+  /** From the publish. Default 30 s. */
   timeoutMs?: number;
   connectTimeoutMs?: number;
   /** Largest payload accepted by the local validation (the devices' head.maxBytes). */
@@ -54,7 +62,7 @@ export interface PushOptions {
   /** Default: Date.now. */
   now?: () => number;
   /** Called once the broker acknowledged the publish. */
-  onPublished?: (info: { topic: string; retained: boolean; correlationId: string }) => void;
+  onPublished?: (info: { topic: string; retained: boolean; correlationId: string; expected: string[] | null }) => void;
   /** Called for each counted answer, as it arrives. */
   onAnswer?: (answer: DeviceAnswer) => void;
 }
@@ -81,8 +89,12 @@ export interface PushResult {
   /** sha256 of the payload bytes. */
   payloadSha256: string;
   correlationId: string;
-  /** Devices that had to answer: the named device, or waitAcks; null when whoever answers is reported. */
+  /** How many devices had to answer: the named device, waitAcks, or the expected devices. */
   expected: number | null;
+  /** Group/fleet push without waitAcks: the devices whose retained status said online and in the target (sorted). */
+  expectedDevices: string[] | null;
+  /** Fleet push: devices whose retained status says offline (not expected; a retained head reaches them later). */
+  offline: OfflineDevice[];
   /** Sorted by device. Includes a "no answer" row for a named device that did not answer. */
   answers: DeviceAnswer[];
   /** Devices whose retained (old) state already carried this correlation id but that did not answer this push. */
@@ -127,7 +139,8 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
   const retained = opts.retain ?? opts.target.kind !== 'device';
   const stateTopic = opts.target.kind === 'device' ? deviceTopic(opts.prefix, opts.target.device, 'head/state') : everyDeviceTopic(opts.prefix, 'head/state');
   const named = opts.target.kind === 'device' ? opts.target.device : undefined;
-  const expected = named !== undefined ? 1 : (opts.waitAcks ?? null);
+  const expect = opts.target.kind !== 'device' && opts.waitAcks === undefined ? new ExpectedDevices(opts.target) : undefined;
+  let expected = named !== undefined ? 1 : (opts.waitAcks ?? null);
 
   const client = await connectClient(opts);
   const answers = new Map<string, DeviceAnswer>();
@@ -135,10 +148,19 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
   let ignored = 0;
   let publishedAt: number | undefined;
   let finish: (() => void) | undefined;
-  const enough = () => (expected !== null && answers.size >= expected) || (named !== undefined && answers.has(named));
+  const enough = () =>
+    expect !== undefined
+      ? publishedAt !== undefined && expect.expected().every((d) => answers.has(d) || expect.offlineReason(d) !== undefined)
+      : (expected !== null && answers.size >= expected) || (named !== undefined && answers.has(named));
 
   const onMessage = (t: string, payload: Buffer, retainedMsg: boolean) => {
     const parsed = parseTopic(opts.prefix, t);
+    if (parsed?.kind === 'status') {
+      if (expect === undefined) return;
+      if (expect.handle(parsed.device, payload, retainedMsg) && publishedAt !== undefined) expected = expect.expected().length;
+      if (enough()) finish?.();
+      return;
+    }
     const device = parsed?.kind === 'head/state' ? parsed.device : undefined;
     const state = parseJsonPayload(HeadStateMessageSchema, payload, 'head/state', STATE_MAX_BYTES);
     if (device === undefined || !state.ok || state.value.lastUpdate.correlationId !== correlationId || (named !== undefined && device !== named) || answers.has(device)) {
@@ -180,10 +202,15 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
   try {
     client.onMessage(onMessage);
     client.onDisconnect(onClose);
+    if (expect !== undefined) await Promise.race([client.subscribe([everyDeviceTopic(opts.prefix, 'status')]), lostSignal]);
     await Promise.race([client.subscribe([stateTopic]), lostSignal]);
+    if (expect !== undefined) {
+      if (expect.expected().length === 0) throw noDeviceError(opts.prefix, expect.scope, expect.knownCount());
+      expected = expect.expected().length;
+    }
     publishedAt = now();
     await Promise.race([client.publish(topic, opts.payload, { qos: 1, retain: retained }), lostSignal]);
-    opts.onPublished?.({ topic, retained, correlationId });
+    opts.onPublished?.({ topic, retained, correlationId, expected: expect?.expected() ?? null });
     let timedOut = false;
     if (!enough() && !lost) {
       await new Promise<void>((resolve) => {
@@ -199,8 +226,11 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
     }
     if (lost && !enough() && !timedOut) await lostSignal;
     const elapsedMs = now() - publishedAt;
-    if (named !== undefined && !answers.has(named)) {
-      answers.set(named, { device: named, status: 'no answer', reason: null, latencyMs: null, deviceLatencyMs: null, ok: false });
+    const mustAnswer = named !== undefined ? [named] : (expect?.expected() ?? []);
+    for (const device of mustAnswer) {
+      if (answers.has(device)) continue;
+      const off = expect?.offlineReason(device);
+      answers.set(device, { device, status: 'no answer', reason: off === undefined ? null : `went offline (${off})`, latencyMs: null, deviceLatencyMs: null, ok: false });
     }
     const rows = [...answers.values()].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
     const answered = rows.filter((r) => r.status !== 'no answer').length;
@@ -216,6 +246,8 @@ export async function pushHead(opts: PushOptions): Promise<PushResult> {
       payloadSha256,
       correlationId,
       expected,
+      expectedDevices: expect?.expected() ?? null,
+      offline: expect?.offline() ?? [],
       answers: rows,
       earlier: [...earlier.values()].filter((e) => !answers.has(e.device) || answers.get(e.device)!.status === 'no answer'),
       ignored,
@@ -245,6 +277,15 @@ export function pushSettings(opts: Pick<PushOptions, 'broker' | 'username' | 'pa
     password: opts.password,
     tls: { ...d.tls, ca: tls.ca, cert: tls.cert, key: tls.key },
   };
+}
+
+function noDeviceError(prefix: string, target: Exclude<PushTarget, { kind: 'device' }>, known: number): EdgeheadError {
+  const where = target.kind === 'group' ? `in group ${target.group}` : 'in the fleet';
+  return new EdgeheadError('MQTT', `no device to push to: no online device ${where} has a retained status on ${prefix}/+/status (${known} device${known === 1 ? '' : 's'} under the prefix); nothing was published`, {
+    hint: target.kind === 'group'
+      ? 'check the group name (a device lists its groups in its status; `edgehead fleet status` shows them) and --prefix'
+      : 'check --prefix and that the devices are connected to this broker (`edgehead fleet status`)',
+  });
 }
 
 async function connectClient(opts: PushOptions): Promise<BrokerClient> {
@@ -278,9 +319,14 @@ export function formatPushResult(r: PushResult): string {
   out.push('');
   if (rows.length > 0) out.push(line(header), ...rows.map(line));
   else out.push('(no device answered)');
-  for (const e of r.earlier) {
-    out.push(`note: ${e.device} did not answer, but its retained state shows it processed this payload before (${e.status}${e.receivedAt ? ` at ${e.receivedAt}` : ''})`);
+  const notes: string[] = [];
+  for (const o of r.offline) {
+    notes.push(`note: ${o.device} is offline${o.reason ? ` (${o.reason})` : ''}: not expected${r.retained ? '; it gets the retained head when it connects' : ''}`);
   }
+  for (const e of r.earlier) {
+    notes.push(`note: ${e.device} did not answer, but its retained state shows it processed this payload before (${e.status}${e.receivedAt ? ` at ${e.receivedAt}` : ''})`);
+  }
+  if (notes.length > 0) out.push('', ...notes);
   out.push('');
   out.push(summaryLine(r));
   return out.join('\n');
@@ -297,6 +343,6 @@ export function summaryLine(r: PushResult): string {
   const secs = (r.elapsedMs / 1000).toFixed(1);
   const who = r.expected === null ? `${answered} answered` : `${answered}/${r.expected} answered`;
   const when = r.timedOut && r.expected !== null && answered < r.expected ? `, timed out after ${secs} s` : ` in ${secs} s`;
-  const tail = r.expected === null && r.retained ? '; retained: devices that connect later get it too' : '';
+  const tail = (r.expected === null || r.expectedDevices !== null) && r.retained ? '; retained: devices that connect later get it too' : '';
   return `${r.ok ? 'OK' : 'FAILED'}: ${who}${when}${parts ? ` (${parts})` : ''}${tail}`;
 }

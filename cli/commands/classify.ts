@@ -1,52 +1,62 @@
-/** `edgehead classify [--head FILE] [--top K] [--json] IMAGE...` */
+/** `edgehead classify [--head FILE] [--top K] [--json] IMAGE|DIR...` */
 import * as fs from 'node:fs';
 import { DenseHead } from '../../agent/inference/dense-head';
 import { type Classification, Classifier } from '../../agent/inference/classifier';
 import { describeError, EdgeheadError } from '../../base/errors';
 import { defaultConfig } from '../../config/defaults';
-import { type Command, help, intArg, parseCommandArgs } from '../args';
-import { loadHeadOrDemo, openExtractor, RUNTIME_OPTIONS, RUNTIME_USAGE, runtimeChoice } from '../runtime';
+import { type Command, defineCommand, intArg, usageError } from '../args';
+import type { CommandSpec } from '../spec';
+import { imageFiles } from '../image-files';
+import { loadHeadOrDemo, openExtractor, RUNTIME_OPTIONS, runtimeChoice } from '../runtime';
 
 const TOP_DEFAULT = defaultConfig().predictions.topK;
-const USAGE = `edgehead classify [--head FILE] [--top K] [--json] ${RUNTIME_USAGE} IMAGE...
-  Classifies JPEG/PNG images: one line (or one JSON object with --json) per image, with the top-k labels (default
-  ${TOP_DEFAULT}, as predictions.topK) and scores and the milliseconds spent per stage. Without --head, the bundled demo head is used. The extractor
-  defaults to the one the head was trained on.`;
 
-export const classifyCommand: Command = {
-  name: 'classify',
-  summary: 'classify image files with the extractor and a head',
-  usage: USAGE,
-  async run(argv) {
-    const { values, positionals } = parseCommandArgs(
-      argv,
-      { ...RUNTIME_OPTIONS, head: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } },
-      USAGE,
-    );
-    if (values.help) return help(USAGE);
-    if (positionals.length === 0) throw new EdgeheadError('BAD_ARGS', 'no image given', { hint: `usage: ${USAGE.split('\n')[0]}` });
-    const top = intArg(values.top, 'top', 1, TOP_DEFAULT);
-    const headFile = loadHeadOrDemo(values.head);
-    const choice = runtimeChoice(values, headFile.manifest.extractor.id);
-    const { extractor } = await openExtractor(choice);
-    const head = DenseHead.fromFile(headFile);
-    const classifier = new Classifier(extractor, head, { resize: choice.resize, maxPixels: choice.maxPixels, topK: Math.min(top, head.numClasses) });
-    let failed = 0;
-    for (const file of positionals) {
-      try {
-        const result = classifier.classify(readImageFile(file));
-        process.stdout.write((values.json ? JSON.stringify(toJson(file, result)) : toLine(file, result)) + '\n');
-      } catch (e) {
-        failed++;
-        if (values.json) process.stdout.write(JSON.stringify({ file, error: describeError(e) }) + '\n');
-        process.stderr.write(`edgehead: ${file}: ${describeError(e)}\n`);
-      }
-    }
-    head.dispose();
-    extractor.dispose();
-    return failed ? 1 : 0;
+export const CLASSIFY_SPEC = {
+  path: 'classify',
+  purpose: 'classify image files with the extractor and a head',
+  positionals: [{ name: 'IMAGE|DIR', variadic: true, description: 'JPEG/PNG files; a folder is walked recursively for *.jpg, *.jpeg, *.png (sorted)' }],
+  options: {
+    head: { type: 'string', arg: 'FILE', description: 'the head file', default: 'the bundled demo head' },
+    top: { type: 'string', arg: 'K', description: 'labels per image (as predictions.topK)', default: TOP_DEFAULT },
+    json: { type: 'boolean', description: 'one JSON object per image on stdout ({file, top, ms}; {file, error} for a failed one)' },
+    ...RUNTIME_OPTIONS,
+    extractor: { ...RUNTIME_OPTIONS.extractor, default: "the head's extractor" },
   },
-};
+  details: `Prints one line (or one JSON object with --json) per image: the top-k labels and scores and the milliseconds
+spent per stage. An image that cannot be read or decoded is reported on stderr and the others continue (exit 1).`,
+  examples: [
+    'edgehead classify assets/samples/fish/fish1.jpg',
+    'edgehead classify --json --top 2 assets/samples/   # every image under the folder',
+    'edgehead classify --head my.head photo.jpg',
+  ],
+} as const satisfies CommandSpec;
+
+export const classifyCommand: Command = defineCommand(CLASSIFY_SPEC, async ({ values, positionals }) => {
+  if (positionals.length === 0) throw usageError(CLASSIFY_SPEC, 'no image given');
+  const top = intArg(values.top, 'top', 1, TOP_DEFAULT);
+  const headFile = loadHeadOrDemo(values.head);
+  const choice = runtimeChoice(values, headFile.manifest.extractor.id);
+  const { extractor } = await openExtractor(choice);
+  const head = DenseHead.fromFile(headFile);
+  const classifier = new Classifier(extractor, head, { resize: choice.resize, maxPixels: choice.maxPixels, topK: Math.min(top, head.numClasses) });
+  let failed = 0;
+  const fail = (file: string, e: unknown) => {
+    failed++;
+    if (values.json) process.stdout.write(JSON.stringify({ file, error: describeError(e) }) + '\n');
+    process.stderr.write(`edgehead: ${file}: ${describeError(e)}\n`);
+  };
+  for (const file of imageFiles(positionals, fail)) {
+    try {
+      const result = classifier.classify(readImageFile(file));
+      process.stdout.write((values.json ? JSON.stringify(toJson(file, result)) : toLine(file, result)) + '\n');
+    } catch (e) {
+      fail(file, e);
+    }
+  }
+  head.dispose();
+  extractor.dispose();
+  return failed ? 1 : 0;
+});
 
 function readImageFile(file: string): Uint8Array {
   try {

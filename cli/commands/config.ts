@@ -7,46 +7,103 @@ import YAML from 'yaml';
 import { defaultConfig } from '../../config/defaults';
 import { renderDefaultsYaml } from '../../config/docs';
 import { listEnvVars, NON_CONFIG_ENV_VARS } from '../../config/env';
-import { checkConfig, ConfigError } from '../../config/load';
+import { checkConfig, ConfigError, type ConfigIssue, formatIssue } from '../../config/load';
 import { maskSecrets, orderLikeSchema } from '../../config/present';
-import { EdgeheadError } from '../../base/errors';
-import { type Command, commandGroup, help, parseCommandArgs } from '../args';
+import { describeError } from '../../base/errors';
+import { stderrPrefix } from '../../base/log';
+import { type Command, commandGroup, defineCommand, usageError } from '../args';
+import type { CommandSpec } from '../spec';
 
-const CHECK_USAGE = `edgehead config check [FILE] [--json]
-  Validates FILE (default: $EDGEHEAD_CONFIG) together with the EDGEHEAD_* environment overrides. Valid: prints the
-  effective configuration (defaults, overrides and resolved paths applied; secrets as ***) as YAML (--json: JSON),
-  exit 0. Invalid: prints every error, one per line, exit 2.`;
+/** Said with every file check that fails: the way to validate a config written for another machine. */
+export const NO_FILE_CHECKS_HINT = 'a config for another machine? `edgehead config check --no-file-checks FILE` reports files missing here as warnings';
 
-const DEFAULTS_USAGE = `edgehead config defaults [--json]
-  Prints the full default configuration as YAML (--json: JSON). The YAML is itself a valid config file.`;
-
-const ENV_USAGE = `edgehead config env [--json]
-  Lists the EDGEHEAD_* environment variables: one per setting, plus the few that are not settings.`;
-
-const checkCommand: Command = {
-  name: 'check',
-  summary: 'validate a config file and print the effective config',
-  usage: CHECK_USAGE,
-  async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' } }, CHECK_USAGE);
-    if (values.help) return help(CHECK_USAGE);
-    if (positionals.length > 1) throw new EdgeheadError('BAD_ARGS', `config check takes one FILE (got ${positionals.length})`, { hint: `usage: ${CHECK_USAGE.split('\n')[0]}` });
-    const file = positionals[0] ?? process.env.EDGEHEAD_CONFIG;
-    if (!file) throw new EdgeheadError('BAD_ARGS', 'config check needs a FILE (or EDGEHEAD_CONFIG)', { hint: `usage: ${CHECK_USAGE.split('\n')[0]}` });
-    const { config, errors, envSources } = checkConfig({ file });
-    if (!config) throw new ConfigError(errors);
-    const shown = maskSecrets(config);
-    if (values.json) {
-      process.stdout.write(JSON.stringify(shown, null, 2) + '\n');
-      return 0;
-    }
-    const doc = new YAML.Document(shown);
-    doc.commentBefore = ` ${path.resolve(file)} is valid. Effective configuration: defaults, EDGEHEAD_* overrides and resolved paths applied; secrets masked.`;
-    for (const [key, name] of envSources) markFromEnv(doc, key.split('.'), name);
-    process.stdout.write(doc.toString({ lineWidth: 0 }));
-    return 0;
+export const CONFIG_CHECK_SPEC = {
+  path: 'config check',
+  purpose: 'validate a config file and print the effective config',
+  options: {
+    json: { type: 'boolean', description: 'one JSON object on stdout: {ok, errors: [{path, message, hint?}], warnings, config?}' },
+    'no-file-checks': {
+      type: 'boolean',
+      description: 'files named by the config (TLS, head keys) that are missing or unreadable here are warnings, not errors',
+    },
   },
-};
+  positionals: [{ name: 'FILE', description: 'YAML or JSON config (default: $EDGEHEAD_CONFIG)', optional: true }],
+  details: `Validates FILE together with the EDGEHEAD_* environment overrides. Valid: prints the effective configuration
+(defaults, overrides and resolved paths applied; secrets as ***) as YAML, exit 0. Invalid: prints every error, one
+per line with its key path, exit 2. --no-file-checks validates a config written for another machine (e.g. a
+device's, on a laptop): the files it names that are not here are listed as warnings, exit 0.`,
+  examples: [
+    'edgehead config check /etc/edgehead/config.yaml',
+    'edgehead config check --no-file-checks config/examples/production.yaml   # written for a Pi: files missing here are warnings',
+    'edgehead config check --json config.yaml',
+  ],
+} as const satisfies CommandSpec;
+
+export const CONFIG_DEFAULTS_SPEC = {
+  path: 'config defaults',
+  purpose: 'print the full default config',
+  options: { json: { type: 'boolean', description: 'JSON instead of YAML' } },
+  details: 'Prints the full default configuration as YAML (--json: JSON). The YAML is itself a valid config file.',
+  examples: ['edgehead config defaults > config.yaml', 'edgehead config defaults --json'],
+} as const satisfies CommandSpec;
+
+export const CONFIG_ENV_SPEC = {
+  path: 'config env',
+  purpose: 'list the EDGEHEAD_* environment variables',
+  options: { json: { type: 'boolean', description: 'one JSON object: {settings, other}' } },
+  details: 'Lists the EDGEHEAD_* environment variables: one per setting, plus the few that are not settings.',
+  examples: ['edgehead config env', 'edgehead config env --json'],
+} as const satisfies CommandSpec;
+
+/** The --json report of `config check`. */
+export interface CheckReport {
+  ok: boolean;
+  errors: ConfigIssue[];
+  warnings: ConfigIssue[];
+  /** The effective config (secrets masked), when ok. */
+  config?: unknown;
+}
+
+/** An issue as JSON shows it: {path, message, hint?}. */
+function plain(i: ConfigIssue): ConfigIssue {
+  return { path: i.path, message: i.message, ...(i.hint ? { hint: i.hint } : {}) };
+}
+
+const checkCommand: Command = defineCommand(CONFIG_CHECK_SPEC, async ({ values, positionals }) => {
+  const json = values.json === true;
+  const fail = (e: unknown): never => {
+    if (json) {
+      const errors = e instanceof ConfigError ? e.issues.map(plain) : [{ path: '', message: describeError(e) }];
+      process.stdout.write(JSON.stringify({ ok: false, errors, warnings: [] } satisfies CheckReport, null, 2) + '\n');
+    }
+    throw e;
+  };
+  if (positionals.length > 1) fail(usageError(CONFIG_CHECK_SPEC, `config check takes one FILE (got ${positionals.length})`));
+  const file = positionals[0] ?? process.env.EDGEHEAD_CONFIG;
+  if (!file) fail(usageError(CONFIG_CHECK_SPEC, 'config check needs a FILE (or EDGEHEAD_CONFIG)'));
+  let result: ReturnType<typeof checkConfig>;
+  try {
+    result = checkConfig({ file: file!, checkFiles: values['no-file-checks'] ? 'warn' : true });
+  } catch (e) {
+    return fail(e);
+  }
+  const { config, issues, warnings, envSources } = result;
+  const errors = issues.map((i) => (i.file && !i.hint ? { ...i, hint: NO_FILE_CHECKS_HINT } : i));
+  if (json) {
+    const report: CheckReport = { ok: !!config, errors: errors.map(plain), warnings: warnings.map(plain), ...(config ? { config: maskSecrets(config) } : {}) };
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  } else {
+    for (const w of warnings) process.stderr.write(`${stderrPrefix('warn')}edgehead: warning: ${formatIssue(w)}\n`);
+  }
+  if (!config) throw new ConfigError(errors);
+  if (json) return 0;
+  const doc = new YAML.Document(maskSecrets(config));
+  const here = warnings.length > 0 ? ` (${warnings.length} file${warnings.length === 1 ? '' : 's'} it names not checked here: see the warnings)` : '';
+  doc.commentBefore = ` ${path.resolve(file!)} is valid${here}. Effective configuration: defaults, EDGEHEAD_* overrides and resolved paths applied; secrets masked.`;
+  for (const [key, name] of envSources) markFromEnv(doc, key.split('.'), name);
+  process.stdout.write(doc.toString({ lineWidth: 0 }));
+  return 0;
+});
 
 /** `url: mqtts://... # from EDGEHEAD_MQTT_URL` (for lists: a comment line above the key). */
 function markFromEnv(doc: YAML.Document, keyPath: string[], name: string): void {
@@ -58,47 +115,31 @@ function markFromEnv(doc: YAML.Document, keyPath: string[], name: string): void 
   else if (YAML.isScalar(pair.key)) pair.key.commentBefore = ` from ${name}`;
 }
 
-const defaultsCommand: Command = {
-  name: 'defaults',
-  summary: 'print the full default config',
-  usage: DEFAULTS_USAGE,
-  async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' } }, DEFAULTS_USAGE);
-    if (values.help) return help(DEFAULTS_USAGE);
-    if (positionals.length > 0) throw new EdgeheadError('BAD_ARGS', `unexpected argument "${positionals[0]}"`, { hint: `usage: ${DEFAULTS_USAGE.split('\n')[0]}` });
-    process.stdout.write(values.json ? JSON.stringify(orderLikeSchema(defaultConfig()), null, 2) + '\n' : renderDefaultsYaml());
-    return 0;
-  },
-};
+const defaultsCommand: Command = defineCommand(CONFIG_DEFAULTS_SPEC, async ({ values }) => {
+  process.stdout.write(values.json ? JSON.stringify(orderLikeSchema(defaultConfig()), null, 2) + '\n' : renderDefaultsYaml());
+  return 0;
+});
 
-const envCommand: Command = {
-  name: 'env',
-  summary: 'list the EDGEHEAD_* environment variables',
-  usage: ENV_USAGE,
-  async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' } }, ENV_USAGE);
-    if (values.help) return help(ENV_USAGE);
-    if (positionals.length > 0) throw new EdgeheadError('BAD_ARGS', `unexpected argument "${positionals[0]}"`, { hint: `usage: ${ENV_USAGE.split('\n')[0]}` });
-    const vars = listEnvVars();
-    if (values.json) {
-      const settings = vars.map(({ name, key, type, format, secret }) => ({ name, key, type, format, secret, set: process.env[name] !== undefined }));
-      const other = Object.entries(NON_CONFIG_ENV_VARS).map(([name, meaning]) => ({ name, meaning, set: process.env[name] !== undefined }));
-      process.stdout.write(JSON.stringify({ settings, other }, null, 2) + '\n');
-      return 0;
-    }
-    const w1 = Math.max(...vars.map((v) => v.name.length));
-    const w2 = Math.max(...vars.map((v) => v.key.length));
-    const lines = ['Settings (EDGEHEAD_<KEY PATH>; * = set in this environment):'];
-    for (const v of vars) {
-      const fmt = v.format === 'as is' || v.format.startsWith('true') ? '' : ` [${v.format}]`;
-      lines.push(`${process.env[v.name] !== undefined ? '*' : ' '} ${v.name.padEnd(w1)}  ${v.key.padEnd(w2)}  ${v.type}${fmt}${v.secret ? ' (secret)' : ''}`);
-    }
-    lines.push('', 'Not settings:');
-    const w3 = Math.max(...Object.keys(NON_CONFIG_ENV_VARS).map((k) => k.length));
-    for (const [name, meaning] of Object.entries(NON_CONFIG_ENV_VARS)) lines.push(`${process.env[name] !== undefined ? '*' : ' '} ${name.padEnd(w3)}  ${meaning}`);
-    process.stdout.write(lines.join('\n') + '\n');
+const envCommand: Command = defineCommand(CONFIG_ENV_SPEC, async ({ values }) => {
+  const vars = listEnvVars();
+  if (values.json) {
+    const settings = vars.map(({ name, key, type, format, secret }) => ({ name, key, type, format, secret, set: process.env[name] !== undefined }));
+    const other = Object.entries(NON_CONFIG_ENV_VARS).map(([name, meaning]) => ({ name, meaning, set: process.env[name] !== undefined }));
+    process.stdout.write(JSON.stringify({ settings, other }, null, 2) + '\n');
     return 0;
-  },
-};
+  }
+  const w1 = Math.max(...vars.map((v) => v.name.length));
+  const w2 = Math.max(...vars.map((v) => v.key.length));
+  const lines = ['Settings (EDGEHEAD_<KEY PATH>; * = set in this environment):'];
+  for (const v of vars) {
+    const fmt = v.format === 'as is' || v.format.startsWith('true') ? '' : ` [${v.format}]`;
+    lines.push(`${process.env[v.name] !== undefined ? '*' : ' '} ${v.name.padEnd(w1)}  ${v.key.padEnd(w2)}  ${v.type}${fmt}${v.secret ? ' (secret)' : ''}`);
+  }
+  lines.push('', 'Not settings:');
+  const w3 = Math.max(...Object.keys(NON_CONFIG_ENV_VARS).map((k) => k.length));
+  for (const [name, meaning] of Object.entries(NON_CONFIG_ENV_VARS)) lines.push(`${process.env[name] !== undefined ? '*' : ' '} ${name.padEnd(w3)}  ${meaning}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+});
 
 export const configCommand = commandGroup('config', 'check a config file, print the defaults, list the environment variables', [checkCommand, defaultsCommand, envCommand], ['Settings: docs/configuration.md']);

@@ -16,72 +16,74 @@ import { resourcePath } from '../../base/paths';
 import { agentVersion } from '../../base/version';
 import { loadConfig } from '../../config/load';
 import { probeBroker } from '../../mqtt/probe';
-import { choiceArg, type Command, help, parseCommandArgs } from '../args';
+import { choiceArg, type Command, defineCommand } from '../args';
+import type { CommandSpec } from '../spec';
 import { BACKEND_CHOICES } from '../runtime';
 
-const USAGE = `edgehead doctor [--json] [--config FILE] [--backend ${BACKEND_CHOICES.join('|')}] [--root DIR]
-  --config FILE  the agent's config (also EDGEHEAD_CONFIG): its broker is checked (a TCP connect), its backend used
-  --root DIR     read /dev and /sys under DIR (an SD-card image, tests); commands still come from PATH`;
-
-export const doctorCommand: Command = {
-  name: 'doctor',
-  summary: 'report backend, SIMD, threads, Node, CPUs, models, cameras, Pi throttling and the broker',
-  usage: USAGE,
-  async run(argv) {
-    const { values } = parseCommandArgs(
-      argv,
-      { json: { type: 'boolean' }, backend: { type: 'string' }, config: { type: 'string', short: 'c' }, root: { type: 'string' } },
-      USAGE,
-    );
-    if (values.help) return help(USAGE);
-    const config = loadConfig({ file: values.config ?? process.env.EDGEHEAD_CONFIG });
-    const backend = choiceArg(values.backend, 'backend', BACKEND_CHOICES, config.backend.name);
-    const root = path.resolve(values.root ?? '/');
-    const [info, v4l2, libcamera, throttled, broker] = await Promise.all([
-      initBackend({ backend, threads: config.backend.threads }),
-      probeV4l2({ devDir: path.join(root, 'dev'), sysDir: path.join(root, 'sys/class/video4linux') }),
-      probeLibcamera(),
-      probeThrottled({ sysfsFile: path.join(root, THROTTLED_SYSFS) }),
-      probeBroker(config.mqtt),
-    ]);
-    const models = CATALOGUE.map((e) => {
-      try {
-        readModelFolder(resourcePath('models', e.id));
-        return { id: e.id, installed: true };
-      } catch {
-        return { id: e.id, installed: false };
-      }
-    });
-    const codecs = initImageCodecs();
-    const report = { version: agentVersion(), ...info, jpegDecoder: codecs.jpeg, models, cameras: { v4l2, libcamera }, throttled, broker };
-    const exitCode = models.every((m) => m.installed) && broker.status !== 'failed' ? 0 : 1;
-    if (values.json) {
-      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      return exitCode;
-    }
-    const rows: [string, string | string[]][] = [
-      ['edgehead', report.version],
-      ['node', `${info.node} (${process.platform}/${info.arch})`],
-      ['cpus', String(info.cpus)],
-      ['backend', `${info.backend} (tfjs ${info.tfjsVersion})`],
-      ['simd', info.simd ? 'yes' : 'no'],
-      ['threads', `${info.threads}${info.threadsNote ? ` (${info.threadsNote})` : ''}`],
-      ...(info.wasmBinary ? [['wasm binary', `${info.wasmBinary} in ${info.wasmDir}`] as [string, string]] : []),
-      ['jpeg', `${codecs.jpeg}${'note' in codecs && codecs.note ? ` (${codecs.note})` : ''}`],
-      ['models', models.map((m) => `${m.id}${m.installed ? '' : ' (missing)'}`).join(', ')],
-      ['v4l2', v4l2Lines(v4l2)],
-      ['libcamera', libcameraLines(libcamera)],
-      ['throttled', throttledLine(throttled)],
-      ['broker', `${broker.url}: ${broker.status}: ${broker.detail}`],
-    ];
-    for (const [k, v] of rows) {
-      const [first, ...more] = Array.isArray(v) ? v : [v];
-      process.stdout.write(`${k.padEnd(12)} ${first}\n`);
-      for (const line of more) process.stdout.write(`${''.padEnd(12)} ${line}\n`);
-    }
-    return exitCode;
+export const DOCTOR_SPEC = {
+  path: 'doctor',
+  purpose: 'report backend, SIMD, threads, Node, CPUs, models, cameras, Pi throttling and the broker',
+  options: {
+    json: { type: 'boolean', description: 'the report as one JSON object on stdout' },
+    config: { type: 'string', short: 'c', arg: 'FILE', description: 'the agent\'s config (also EDGEHEAD_CONFIG): its broker is checked (a TCP connect), its backend used' },
+    backend: { type: 'string', arg: BACKEND_CHOICES.join('|'), description: 'the backend to check', default: 'the config\'s backend.name' },
+    root: { type: 'string', arg: 'DIR', description: 'read /dev and /sys under DIR (an SD-card image, tests); commands still come from PATH', default: '/' },
   },
-};
+  details: `Checks what this machine gives the agent: the TensorFlow.js backend, WASM SIMD and threads, the Node version,
+CPUs, the installed extractor models, cameras (V4L2 devices; libcamera cameras through rpicam-apps), Raspberry Pi
+under-voltage and throttling, and whether the configured broker is reachable. Exit 0 when the models are installed
+and the broker check did not fail; 1 otherwise.`,
+  examples: ['edgehead doctor', 'edgehead doctor --json --config /etc/edgehead/config.yaml'],
+} as const satisfies CommandSpec;
+
+export const doctorCommand: Command = defineCommand(DOCTOR_SPEC, async ({ values }) => {
+  const config = loadConfig({ file: values.config ?? process.env.EDGEHEAD_CONFIG });
+  const backend = choiceArg(values.backend, 'backend', BACKEND_CHOICES, config.backend.name);
+  const root = path.resolve(values.root ?? '/');
+  const [info, v4l2, libcamera, throttled, broker] = await Promise.all([
+    initBackend({ backend, threads: config.backend.threads }),
+    probeV4l2({ devDir: path.join(root, 'dev'), sysDir: path.join(root, 'sys/class/video4linux') }),
+    probeLibcamera(),
+    probeThrottled({ sysfsFile: path.join(root, THROTTLED_SYSFS) }),
+    probeBroker(config.mqtt),
+  ]);
+  const models = CATALOGUE.map((e) => {
+    try {
+      readModelFolder(resourcePath('models', e.id));
+      return { id: e.id, installed: true };
+    } catch {
+      return { id: e.id, installed: false };
+    }
+  });
+  const codecs = initImageCodecs();
+  const report = { version: agentVersion(), ...info, jpegDecoder: codecs.jpeg, models, cameras: { v4l2, libcamera }, throttled, broker };
+  const exitCode = models.every((m) => m.installed) && broker.status !== 'failed' ? 0 : 1;
+  if (values.json) {
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    return exitCode;
+  }
+  const rows: [string, string | string[]][] = [
+    ['edgehead', report.version],
+    ['node', `${info.node} (${process.platform}/${info.arch})`],
+    ['cpus', String(info.cpus)],
+    ['backend', `${info.backend} (tfjs ${info.tfjsVersion})`],
+    ['simd', info.simd ? 'yes' : 'no'],
+    ['threads', `${info.threads}${info.threadsNote ? ` (${info.threadsNote})` : ''}`],
+    ...(info.wasmBinary ? [['wasm binary', `${info.wasmBinary} in ${info.wasmDir}`] as [string, string]] : []),
+    ['jpeg', `${codecs.jpeg}${'note' in codecs && codecs.note ? ` (${codecs.note})` : ''}`],
+    ['models', models.map((m) => `${m.id}${m.installed ? '' : ' (missing)'}`).join(', ')],
+    ['v4l2', v4l2Lines(v4l2)],
+    ['libcamera', libcameraLines(libcamera)],
+    ['throttled', throttledLine(throttled)],
+    ['broker', `${broker.url}: ${broker.status}: ${broker.detail}`],
+  ];
+  for (const [k, v] of rows) {
+    const [first, ...more] = Array.isArray(v) ? v : [v];
+    process.stdout.write(`${k.padEnd(12)} ${first}\n`);
+    for (const line of more) process.stdout.write(`${''.padEnd(12)} ${line}\n`);
+  }
+  return exitCode;
+});
 
 /** One line per /dev/videoN: `/dev/video0 "UVC Camera (046d:0825)": YUYV, MJPG`. */
 export function v4l2Lines(r: V4l2Report): string[] {

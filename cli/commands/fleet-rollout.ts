@@ -13,7 +13,8 @@ import * as https from 'node:https';
 import { EdgeheadError } from '../../base/errors';
 import { readHeadPayload } from '../../protocol/head/files';
 import type { RolloutDevice, RolloutView } from '../../operator/fleet/model';
-import { type Command, commandGroup, numberArg, parseCommandArgs } from '../args';
+import { type Command, commandGroup, defineCommand, numberArg, type ParsedArgs, usageError as specUsageError } from '../args';
+import type { CommandSpec, OptionDefs } from '../spec';
 
 export const DEFAULT_FLEET_SERVER = 'http://127.0.0.1:8080';
 /** How often --wait asks the server for the rollout. */
@@ -49,49 +50,86 @@ export interface RolloutCliIo {
 }
 
 const COMMON_OPTIONS = {
-  server: { type: 'string' },
-  'token-file': { type: 'string' },
-  user: { type: 'string' },
-  'password-file': { type: 'string' },
-  ca: { type: 'string' },
-} as const;
+  server: { type: 'string', arg: 'URL', description: "the fleet server (https://... with --ca F, the server's CA certificate)", default: DEFAULT_FLEET_SERVER },
+  'token-file': { type: 'string', arg: 'F', description: 'a bearer token: the first line of F (or EDGEHEAD_FLEET_TOKEN)' },
+  user: { type: 'string', arg: 'U', description: 'basic auth user, with --password-file' },
+  'password-file': { type: 'string', arg: 'F', description: 'basic auth password: the first line of F' },
+  ca: { type: 'string', arg: 'F', description: "the CA certificate (PEM) of an https:// server" },
+} as const satisfies OptionDefs;
 
-const COMMON_USAGE = `  --server URL (default ${DEFAULT_FLEET_SERVER}; https://... with --ca F, the server's CA certificate)
-  Credentials, never on the command line: --token-file F (its first line) or EDGEHEAD_FLEET_TOKEN (a bearer token),
-  or --user U with --password-file F (basic auth).`;
+const CREDENTIALS = `Credentials, never on the command line: --token-file F (its first line) or EDGEHEAD_FLEET_TOKEN (a bearer token),
+or --user U with --password-file F (basic auth).`;
+const ID = [{ name: 'ID', description: 'the rollout id (from `rollout start` or `rollout list`)' }];
 
-const START_USAGE = `edgehead fleet rollout start [--server URL] (--all | --group G | --devices a,b) [--canary a,b | --canary-percent N]
-       [--min-agreement X] [--stage-timeout S] [--wait] HEAD
-  Uploads HEAD (validated by the server like a device does) and starts a staged rollout: the canary devices first
-  (listed, or N% of the target, online ones first), then the rest (retained on the group/fleet topic for --group and
-  --all). It halts by itself on a rejection, a shadow agreement below X, a device going offline mid-update or no
-  answer within S seconds. Prints the rollout id; --wait then prints progress until done (exit 0) or halted (exit 1).
-${COMMON_USAGE}`;
-const LIST_USAGE = `edgehead fleet rollout list [--server URL] [--json]
-  The rollouts the server knows (newest first): id, phase, head, target, progress.
-${COMMON_USAGE}`;
-const SHOW_USAGE = `edgehead fleet rollout show [--server URL] [--json] ID
-  One rollout: phase, halt reason, head, target, and every device's stage, state and reason.
-${COMMON_USAGE}`;
-const HALT_USAGE = `edgehead fleet rollout halt [--server URL] [--reason TEXT] ID
-  Halts a rollout: nothing more is published and a retained group/fleet head is cleared. Devices keep what they applied.
-${COMMON_USAGE}`;
-const ROLLBACK_USAGE = `edgehead fleet rollout rollback [--server URL] [--wait] ID
-  Sends rollback to every device that applied the rollout's head (discard to those running it in shadow mode) and
-  clears the retained head. --wait prints progress until every device answered: exit 0 when all rolled back, 1 if not.
-${COMMON_USAGE}`;
+export const ROLLOUT_START_SPEC = {
+  path: 'fleet rollout start',
+  purpose: 'upload a head and start a staged rollout (canary, then the rest)',
+  positionals: [{ name: 'HEAD', description: 'the head file (validated by the server like a device does)' }],
+  synopsis: ['(--all | --group G | --devices a,b) [options] HEAD'],
+  options: {
+    all: { type: 'boolean', description: 'the whole fleet (retained on the fleet topic)' },
+    group: { type: 'string', arg: 'G', description: 'the devices of group G (retained on the group topic)' },
+    devices: { type: 'string', arg: 'a,b', description: 'these devices' },
+    canary: { type: 'string', arg: 'a,b', description: 'the canary devices' },
+    'canary-percent': { type: 'string', arg: 'N', description: 'N% of the target as canary, online ones first', default: "the server's" },
+    'min-agreement': { type: 'string', arg: 'X', description: 'halt when a shadow candidate agrees on fewer than X of the frames', default: "the server's" },
+    'stage-timeout': { type: 'string', arg: 'S', description: 'halt when a device does not answer within S seconds', default: "the server's" },
+    wait: { type: 'boolean', description: 'print progress until done (exit 0) or halted (exit 1)' },
+    ...COMMON_OPTIONS,
+  },
+  details: `Uploads HEAD and starts a staged rollout: the canary devices first, then the rest. It halts by itself on a
+rejection, a shadow agreement below X, a device going offline mid-update or no answer within S seconds. Prints the
+rollout id. ${CREDENTIALS}`,
+  examples: ['edgehead fleet rollout start --group kitchens --canary-percent 10 --wait shop.head', 'edgehead fleet rollout start --devices pi-1,pi-2 --canary pi-1 shop.head'],
+} as const satisfies CommandSpec;
+
+export const ROLLOUT_LIST_SPEC = {
+  path: 'fleet rollout list',
+  purpose: 'the rollouts the server knows, newest first',
+  options: { ...COMMON_OPTIONS, json: { type: 'boolean', description: 'the rollouts as JSON on stdout' } },
+  details: `The rollouts the server knows (newest first): id, phase, head, target, progress. ${CREDENTIALS}`,
+  examples: ['edgehead fleet rollout list', 'edgehead fleet rollout list --json --server https://fleet.local:8443 --ca ca.pem'],
+} as const satisfies CommandSpec;
+
+export const ROLLOUT_SHOW_SPEC = {
+  path: 'fleet rollout show',
+  purpose: 'one rollout and its devices',
+  positionals: ID,
+  options: { ...COMMON_OPTIONS, json: { type: 'boolean', description: 'the rollout as JSON on stdout' } },
+  details: `One rollout: phase, halt reason, head, target, and every device's stage, state and reason. ${CREDENTIALS}`,
+  examples: ['edgehead fleet rollout show r-20250101-1'],
+} as const satisfies CommandSpec;
+
+export const ROLLOUT_HALT_SPEC = {
+  path: 'fleet rollout halt',
+  purpose: 'halt a rollout (and clear its retained head)',
+  positionals: ID,
+  options: { reason: { type: 'string', arg: 'TEXT', description: 'why (kept in the audit log)' }, ...COMMON_OPTIONS },
+  details: `Halts a rollout: nothing more is published and a retained group/fleet head is cleared. Devices keep what they
+applied. ${CREDENTIALS}`,
+  examples: ['edgehead fleet rollout halt --reason "wrong labels" r-20250101-1'],
+} as const satisfies CommandSpec;
+
+export const ROLLOUT_ROLLBACK_SPEC = {
+  path: 'fleet rollout rollback',
+  purpose: "roll the rollout's devices back",
+  positionals: ID,
+  options: { wait: { type: 'boolean', description: 'print progress until every device answered: exit 0 when all rolled back, 1 if not' }, ...COMMON_OPTIONS },
+  details: `Sends rollback to every device that applied the rollout's head (discard to those running it in shadow mode) and
+clears the retained head. ${CREDENTIALS}`,
+  examples: ['edgehead fleet rollout rollback --wait r-20250101-1'],
+} as const satisfies CommandSpec;
 
 /** The `rollout` command group with the given transport and output (tests pass fakes). */
 export function createFleetRolloutCommand(io: RolloutCliIo): Command {
-  const sub = (name: string, summary: string, usage: string, run: (argv: string[]) => Promise<number>): Command => ({ name, summary, usage, run });
-  const group = commandGroup('fleet rollout', 'staged rollouts through the fleet server', [
-    sub('start', 'upload a head and start a staged rollout (canary, then the rest)', START_USAGE, (argv) => start(argv, io)),
-    sub('list', 'the rollouts the server knows, newest first', LIST_USAGE, (argv) => list(argv, io)),
-    sub('show', 'one rollout and its devices', SHOW_USAGE, (argv) => show(argv, io)),
-    sub('halt', 'halt a rollout (and clear its retained head)', HALT_USAGE, (argv) => halt(argv, io)),
-    sub('rollback', 'roll the rollout\'s devices back', ROLLBACK_USAGE, (argv) => rollback(argv, io)),
+  const out = (text: string) => io.out(text);
+  return commandGroup('fleet rollout', 'staged rollouts through the fleet server', [
+    defineCommand(ROLLOUT_START_SPEC, (args) => start(args, io), out),
+    defineCommand(ROLLOUT_LIST_SPEC, (args) => list(args, io), out),
+    defineCommand(ROLLOUT_SHOW_SPEC, (args) => show(args, io), out),
+    defineCommand(ROLLOUT_HALT_SPEC, (args) => halt(args, io), out),
+    defineCommand(ROLLOUT_ROLLBACK_SPEC, (args) => rollback(args, io), out),
   ]);
-  return { ...group, name: 'rollout' };
 }
 
 export const fleetRolloutCommand: Command = createFleetRolloutCommand({
@@ -105,26 +143,10 @@ export const fleetRolloutCommand: Command = createFleetRolloutCommand({
 // -------------------------------------------------------------------------------------------------------------
 // Subcommands
 
-async function start(argv: string[], io: RolloutCliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(
-    argv,
-    {
-      ...COMMON_OPTIONS,
-      all: { type: 'boolean' },
-      group: { type: 'string' },
-      devices: { type: 'string' },
-      canary: { type: 'string' },
-      'canary-percent': { type: 'string' },
-      'min-agreement': { type: 'string' },
-      'stage-timeout': { type: 'string' },
-      wait: { type: 'boolean' },
-    },
-    START_USAGE,
-  );
-  if (values.help) return helpTo(io, START_USAGE);
-  if (positionals.length !== 1) throw usageError('rollout start takes exactly one head file', START_USAGE);
+async function start({ values, positionals }: ParsedArgs<typeof ROLLOUT_START_SPEC.options>, io: RolloutCliIo): Promise<number> {
+  if (positionals.length !== 1) throw usageError('rollout start takes exactly one head file', ROLLOUT_START_SPEC);
   const chosen = [values.all === true, values.group !== undefined, values.devices !== undefined].filter(Boolean).length;
-  if (chosen !== 1) throw usageError('rollout start needs exactly one of --all, --group G or --devices a,b', START_USAGE);
+  if (chosen !== 1) throw usageError('rollout start needs exactly one of --all, --group G or --devices a,b', ROLLOUT_START_SPEC);
   if (values.canary !== undefined && values['canary-percent'] !== undefined) throw new EdgeheadError('BAD_ARGS', 'give --canary or --canary-percent, not both');
   const q = new URLSearchParams();
   q.set('target', values.all ? 'all' : values.group !== undefined ? `group:${nonEmpty(values.group, 'group')}` : `devices:${listArg(values.devices!, 'devices')}`);
@@ -147,10 +169,8 @@ async function start(argv: string[], io: RolloutCliIo): Promise<number> {
   return 1;
 }
 
-async function list(argv: string[], io: RolloutCliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { ...COMMON_OPTIONS, json: { type: 'boolean' } }, LIST_USAGE);
-  if (values.help) return helpTo(io, LIST_USAGE);
-  if (positionals.length > 0) throw usageError('rollout list takes no arguments', LIST_USAGE);
+async function list({ values, positionals }: ParsedArgs<typeof ROLLOUT_LIST_SPEC.options>, io: RolloutCliIo): Promise<number> {
+  if (positionals.length > 0) throw usageError('rollout list takes no arguments', ROLLOUT_LIST_SPEC);
   const { rollouts } = await new FleetApi(values, io).call<{ rollouts: RolloutView[] }>('GET', '/api/rollouts');
   if (values.json) {
     io.out(JSON.stringify(rollouts, null, 2));
@@ -165,30 +185,24 @@ async function list(argv: string[], io: RolloutCliIo): Promise<number> {
   return 0;
 }
 
-async function show(argv: string[], io: RolloutCliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { ...COMMON_OPTIONS, json: { type: 'boolean' } }, SHOW_USAGE);
-  if (values.help) return helpTo(io, SHOW_USAGE);
-  const id = oneId(positionals, 'show', SHOW_USAGE);
+async function show({ values, positionals }: ParsedArgs<typeof ROLLOUT_SHOW_SPEC.options>, io: RolloutCliIo): Promise<number> {
+  const id = oneId(positionals, 'show', ROLLOUT_SHOW_SPEC);
   const view = await new FleetApi(values, io).call<RolloutView>('GET', `/api/rollouts/${encodeURIComponent(id)}`);
   if (values.json) io.out(JSON.stringify(view, null, 2));
   else for (const line of formatRollout(view)) io.out(line);
   return 0;
 }
 
-async function halt(argv: string[], io: RolloutCliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { ...COMMON_OPTIONS, reason: { type: 'string' } }, HALT_USAGE);
-  if (values.help) return helpTo(io, HALT_USAGE);
-  const id = oneId(positionals, 'halt', HALT_USAGE);
+async function halt({ values, positionals }: ParsedArgs<typeof ROLLOUT_HALT_SPEC.options>, io: RolloutCliIo): Promise<number> {
+  const id = oneId(positionals, 'halt', ROLLOUT_HALT_SPEC);
   const body = values.reason === undefined ? undefined : Buffer.from(JSON.stringify({ reason: values.reason }));
   const view = await new FleetApi(values, io).call<RolloutView>('POST', `/api/rollouts/${encodeURIComponent(id)}/halt`, body && { body, contentType: 'application/json' });
   io.out(`${view.id} ${view.phase}: ${view.haltReason ?? '-'}`);
   return 0;
 }
 
-async function rollback(argv: string[], io: RolloutCliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { ...COMMON_OPTIONS, wait: { type: 'boolean' } }, ROLLBACK_USAGE);
-  if (values.help) return helpTo(io, ROLLBACK_USAGE);
-  const id = oneId(positionals, 'rollback', ROLLBACK_USAGE);
+async function rollback({ values, positionals }: ParsedArgs<typeof ROLLOUT_ROLLBACK_SPEC.options>, io: RolloutCliIo): Promise<number> {
+  const id = oneId(positionals, 'rollback', ROLLOUT_ROLLBACK_SPEC);
   const client = new FleetApi(values, io);
   const view = await client.call<RolloutView>('POST', `/api/rollouts/${encodeURIComponent(id)}/rollback`);
   io.out(`${view.id} ${view.phase}: ${rollbackText(view)}`);
@@ -412,17 +426,12 @@ function table(header: string[], rows: string[][]): string[] {
 // -------------------------------------------------------------------------------------------------------------
 // Argument helpers
 
-function helpTo(io: RolloutCliIo, usage: string): number {
-  io.out(usage);
-  return 0;
+function usageError(message: string, spec: CommandSpec): EdgeheadError {
+  return specUsageError(spec, message);
 }
 
-function usageError(message: string, usage: string): EdgeheadError {
-  return new EdgeheadError('BAD_ARGS', message, { hint: `usage: ${usage.split('\n')[0]}` });
-}
-
-function oneId(positionals: string[], what: string, usage: string): string {
-  if (positionals.length !== 1 || positionals[0] === '') throw usageError(`rollout ${what} takes exactly one rollout id`, usage);
+function oneId(positionals: string[], what: string, spec: CommandSpec): string {
+  if (positionals.length !== 1 || positionals[0] === '') throw usageError(`rollout ${what} takes exactly one rollout id`, spec);
   return positionals[0]!;
 }
 

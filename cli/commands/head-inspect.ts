@@ -12,75 +12,78 @@ import { verifyHead } from '../../protocol/head/signature';
 import { correlationIdOf } from '../../protocol/messages';
 import { EdgeheadError } from '../../base/errors';
 import { sha256Hex } from '../../base/hash';
-import { type Command, help, parseCommandArgs } from '../args';
+import { type Command, defineCommand } from '../args';
+import type { CommandSpec } from '../spec';
 
-const USAGE = `edgehead head inspect HEAD [--json] [--key PUB ...]
-  Validates HEAD as a device would (format, schema, checksum: a broken file exits 1) and prints its manifest, size,
-  correlation id (first 16 hex of sha256 of the file) and signature. With --key (repeatable), verifies the signature
-  against those public keys: "valid (key ID)", "INVALID: reason" or "unsigned"; exits 1 unless valid.
-edgehead head inspect --rejected FILE [--json]
-  Reads a rejected payload a device kept in <stateDir>/heads/rejected (FILE: its .json record or .bin excerpt):
-  the reason, topic, size and sha256 of the whole payload, and what its first 4 KiB show (header fields; the
-  manifest's id, version and signing key id when the whole manifest fits in the excerpt).`;
-
-export const headInspectCommand: Command = {
-  name: 'inspect',
-  summary: 'print a head file\'s manifest, checksum and signature status',
-  usage: USAGE,
-  async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, key: { type: 'string', multiple: true }, rejected: { type: 'boolean' } }, USAGE);
-    if (values.help) return help(USAGE);
-    if (positionals.length !== 1) throw new EdgeheadError('BAD_ARGS', 'head inspect takes exactly one head file');
-    const file = positionals[0]!;
-    if (values.rejected) return inspectRejected(file, values.json === true);
-    const keyFiles = values.key ?? [];
-    const keys = keyFiles.map(readPublicKey);
-    const head = readHeadFile(file, defaultConfig().head.maxBytes);
-    const bytes = fs.readFileSync(file);
-    const sha = sha256Hex(bytes);
-
-    let signature: string;
-    let verified: boolean | null = null;
-    const sig = head.manifest.signature;
-    if (keys.length === 0) {
-      signature = sig ? `present (ed25519, key ${sig.keyId}; not verified: pass --key PUB)` : 'unsigned';
-    } else {
-      let r;
-      try {
-        r = verifyHead(head, keys);
-      } catch (e) {
-        // A trusted key that is not Ed25519: name the file instead of "trusted key #N".
-        const m = /trusted key #(\d+)/.exec((e as Error).message);
-        const name = m ? keyFiles[Number(m[1]) - 1] : undefined;
-        if (e instanceof EdgeheadError && name !== undefined) throw new EdgeheadError(e.code, `--key ${name}: ${e.message.replace(/^trusted key #\d+ /, '')}`, { hint: e.hint });
-        throw e;
-      }
-      verified = r.ok;
-      signature = r.ok ? `valid (key ${r.keyId})` : sig === undefined ? 'unsigned' : `INVALID: ${r.reason}`;
-    }
-
-    const { testVectors, signature: _sig, ...manifest } = head.manifest;
-    const summary = {
-      ...manifest,
-      testVectors: testVectors?.length ?? 0,
-      bytes: bytes.byteLength,
-      fileSha256: sha,
-      correlationId: correlationIdOf(sha),
-      checksum: 'ok (sha256 of the weights matches)',
-      signature,
-      ...(keys.length > 0 ? { verified } : {}),
-    };
-    if (values.json) {
-      process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-    } else {
-      for (const [k, v] of Object.entries(summary)) {
-        if (k === 'verified') continue;
-        process.stdout.write(`${k.padEnd(13)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
-      }
-    }
-    return verified === false ? 1 : 0;
+export const HEAD_INSPECT_SPEC = {
+  path: 'head inspect',
+  purpose: "print a head file's manifest, checksum and signature status",
+  positionals: [{ name: 'HEAD', description: 'the head file (with --rejected: a .json record or .bin excerpt from <stateDir>/heads/rejected)' }],
+  synopsis: ['[--json] [--key PUB ...] HEAD', '--rejected [--json] FILE'],
+  options: {
+    key: { type: 'string', multiple: true, arg: 'PUB', description: 'verify the signature against this Ed25519 public key (PEM); exit 1 unless valid' },
+    rejected: { type: 'boolean', description: 'FILE is a rejected payload a device kept: show its record and what its excerpt shows' },
+    json: { type: 'boolean', description: 'one JSON object on stdout' },
   },
-};
+  details: `Validates HEAD as a device would (format, schema, checksum: a broken file exits 1) and prints its manifest, size,
+correlation id (first 16 hex of sha256 of the file) and signature. With --key, verifies the signature against those
+public keys: "valid (key ID)", "INVALID: reason" or "unsigned"; exits 1 unless valid.
+--rejected FILE: the reason, topic, size and sha256 of the whole payload, and what its first 4 KiB show (header
+fields; the manifest's id, version and signing key id when the whole manifest fits in the excerpt).`,
+  examples: ['edgehead head inspect my.head', 'edgehead head inspect --key keys/edgehead-head.pub my.head', 'edgehead head inspect --rejected /var/lib/edgehead/heads/rejected/1733500000000.json'],
+} as const satisfies CommandSpec;
+
+export const headInspectCommand: Command = defineCommand(HEAD_INSPECT_SPEC, async ({ values, positionals }) => {
+  if (positionals.length !== 1) throw new EdgeheadError('BAD_ARGS', 'head inspect takes exactly one head file');
+  const file = positionals[0]!;
+  if (values.rejected) return inspectRejected(file, values.json === true);
+  const keyFiles = values.key ?? [];
+  const keys = keyFiles.map(readPublicKey);
+  const head = readHeadFile(file, defaultConfig().head.maxBytes);
+  const bytes = fs.readFileSync(file);
+  const sha = sha256Hex(bytes);
+
+  let signature: string;
+  let verified: boolean | null = null;
+  const sig = head.manifest.signature;
+  if (keys.length === 0) {
+    signature = sig ? `present (ed25519, key ${sig.keyId}; not verified: pass --key PUB)` : 'unsigned';
+  } else {
+    let r;
+    try {
+      r = verifyHead(head, keys);
+    } catch (e) {
+      // A trusted key that is not Ed25519: name the file instead of "trusted key #N".
+      const m = /trusted key #(\d+)/.exec((e as Error).message);
+      const name = m ? keyFiles[Number(m[1]) - 1] : undefined;
+      if (e instanceof EdgeheadError && name !== undefined) throw new EdgeheadError(e.code, `--key ${name}: ${e.message.replace(/^trusted key #\d+ /, '')}`, { hint: e.hint });
+      throw e;
+    }
+    verified = r.ok;
+    signature = r.ok ? `valid (key ${r.keyId})` : sig === undefined ? 'unsigned' : `INVALID: ${r.reason}`;
+  }
+
+  const { testVectors, signature: _sig, ...manifest } = head.manifest;
+  const summary = {
+    ...manifest,
+    testVectors: testVectors?.length ?? 0,
+    bytes: bytes.byteLength,
+    fileSha256: sha,
+    correlationId: correlationIdOf(sha),
+    checksum: 'ok (sha256 of the weights matches)',
+    signature,
+    ...(keys.length > 0 ? { verified } : {}),
+  };
+  if (values.json) {
+    process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  } else {
+    for (const [k, v] of Object.entries(summary)) {
+      if (k === 'verified') continue;
+      process.stdout.write(`${k.padEnd(13)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
+    }
+  }
+  return verified === false ? 1 : 0;
+});
 
 function readPublicKey(file: string): string {
   let pem: string;

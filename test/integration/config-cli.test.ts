@@ -39,7 +39,7 @@ test('config check: a file with three mistakes -> exit 2, every mistake on its o
 test('config check: valid -> exit 0 and the effective config as YAML: defaults, env overrides, resolved paths, secrets masked', async () => {
   const dir = tmpDir();
   write(dir, 'ca.pem', 'x');
-  const file = write(dir, 'ok.yaml', 'version: 1\ndevice: {id: cam-1}\nstateDir: ./state\nmqtt:\n  password: hunter2-secret\n  tls: {ca: ca.pem}\n');
+  const file = write(dir, 'ok.yaml', 'version: 1\ndevice: {id: cam-1}\nstateDir: ./state\nsource: {type: webcam}\nmqtt:\n  password: hunter2-secret\n  tls: {ca: ca.pem}\n');
   const r = await runCli(['config', 'check', file], { env: cleanEnv({ EDGEHEAD_MQTT_URL: 'mqtts://broker.example:8883', EDGEHEAD_SOURCE_HTTP_PASSWORD: 'env-secret' }), cwd: '/' });
   assert.equal(r.code, 0, r.stderr);
   assert.ok(!r.stdout.includes('hunter2-secret') && !r.stdout.includes('env-secret'), r.stdout);
@@ -56,8 +56,9 @@ test('config check: valid -> exit 0 and the effective config as YAML: defaults, 
   const j = await runCli(['config', 'check', '--json', file], { env: cleanEnv(), cwd: '/' });
   assert.equal(j.code, 0, j.stderr);
   const json = JSON.parse(j.stdout);
-  assert.equal(json.mqtt.password, '***');
-  assert.equal(json.mqtt.tls.rejectUnauthorized, true);
+  assert.equal(json.ok, true);
+  assert.equal(json.config.mqtt.password, '***');
+  assert.equal(json.config.mqtt.tls.rejectUnauthorized, true);
 });
 
 test('config check: a bad environment variable fails the check (exit 2) with the variable and key path', async () => {

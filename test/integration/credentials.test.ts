@@ -12,7 +12,7 @@ const SECRET = 'hunter2-pw';
 
 test('config check shows mqtt://user:***@host, in text and --json', async () => {
   const file = path.join(tmpDir('cred-'), 'c.yaml');
-  fs.writeFileSync(file, `version: 1\nmqtt:\n  url: mqtt://bob:${SECRET}@broker.example:1883\n`);
+  fs.writeFileSync(file, `version: 1\nsource: {type: webcam}\nmqtt:\n  url: mqtt://bob:${SECRET}@broker.example:1883\n`);
   for (const args of [['config', 'check', file], ['config', 'check', '--json', file]]) {
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);

@@ -14,7 +14,7 @@ import { writeHeadFile } from '../../protocol/head/files';
 import type { HeadUpdateStatus } from '../../protocol/messages';
 import { hasStackTrace, runCli, tmpDir } from '../support/cli';
 import { freePort, Mosquitto, MOSQUITTO } from '../support/mosquitto';
-import { headStateJson, kitchenHead } from '../support/push-fixtures';
+import { birthJson, headStateJson, kitchenHead, offlineJson } from '../support/push-fixtures';
 
 const dir = tmpDir('head-push-');
 let version = 0;
@@ -41,15 +41,24 @@ async function connect(url: string, clientId: string): Promise<MqttClient> {
   return c;
 }
 
-type Behaviour = { status: HeadUpdateStatus; reason?: string } | 'silent' | 'stale-first';
+type Behaviour = { status: HeadUpdateStatus; reason?: string } | 'silent' | 'stale-first' | 'shutdown';
 
-/** Answers each payload on its head/set topics with a retained head/state on <prefix>/<device>/head/state. */
+/**
+ * Announces itself as the agent does (a retained birth on <prefix>/<device>/status with its groups), then answers
+ * each payload on its head/set topics with a retained head/state on <prefix>/<device>/head/state ('shutdown': it
+ * publishes its retained offline status instead, as an agent stopped mid-update).
+ */
 async function fakeDevice(url: string, prefix: string, device: string, behaviour: Behaviour, groups: string[] = []) {
   const c = await connect(url, `fake-${prefix}-${device}`);
+  await c.publishAsync(`${prefix}/${device}/status`, birthJson(device, groups), { qos: 1, retain: true });
   const received: { topic: string; payload: Buffer }[] = [];
   c.on('message', (topic, payload) => {
     received.push({ topic, payload });
     if (behaviour === 'silent') return;
+    if (behaviour === 'shutdown') {
+      c.publish(`${prefix}/${device}/status`, offlineJson(device, 'shutdown'), { qos: 1, retain: true });
+      return;
+    }
     const cid = createHash('sha256').update(payload).digest('hex').slice(0, 16);
     const stateTopic = `${prefix}/${device}/head/state`;
     if (behaviour === 'stale-first') {
@@ -219,12 +228,12 @@ describe('edgehead head push (Mosquitto, fake devices)', { skip }, () => {
       assert.equal(retained.length, 1);
       assert.ok(retained[0]!.equals(h.bytes));
 
-      // Without --wait-acks, whoever answered within the timeout is reported, and that is a success.
+      // Without --wait-acks, the devices with an online retained status are expected (pi-old has none).
       const h2 = headFile();
-      const r2 = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't6', '--all', '--timeout', '1', h2.file]);
+      const r2 = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't6', '--all', '--timeout', '60', h2.file]);
       assert.equal(r2.code, 0, r2.stdout + r2.stderr);
       assert.deepEqual(rows(r2.stdout).map((x) => x.slice(0, 2)), [['pi-new', 'applied']]);
-      assert.match(r2.stdout, /^OK: 1 answered in .* \(1 applied\); retained: devices that connect later get it too$/m);
+      assert.match(r2.stdout, /^OK: 1\/1 answered in .* \(1 applied\); retained: devices that connect later get it too$/m);
     } finally {
       await dev.close();
     }
@@ -232,11 +241,104 @@ describe('edgehead head push (Mosquitto, fake devices)', { skip }, () => {
 
   test('--no-retain: a group push that late subscribers do not get', async () => {
     const h = headFile();
-    const r = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't7', '--group', 'g1', '--no-retain', '--timeout', '0.5', h.file]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^topic t7\/groups\/g1\/head\/set \(QoS 1, not retained\)$/m);
-    assert.match(r.stdout, /^\(no device answered\)$/m);
-    assert.deepEqual(await retainedOn(broker.url, 't7/groups/g1/head/set'), []);
+    const dev = await fakeDevice(broker.url, 't7', 'pi-g1', { status: 'applied' }, ['g1']);
+    try {
+      const r = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't7', '--group', 'g1', '--no-retain', h.file]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^topic t7\/groups\/g1\/head\/set \(QoS 1, not retained\)$/m);
+      assert.match(r.stdout, /^OK: 1\/1 answered in .* \(1 applied\)$/m);
+      assert.deepEqual(await retainedOn(broker.url, 't7/groups/g1/head/set'), []);
+    } finally {
+      await dev.close();
+    }
+  });
+
+  test('--group without --wait-acks: expects the online devices of the group (retained status); a rejection and a missing answer -> exit 1', async () => {
+    const h = headFile();
+    const seed = await connect(broker.url, 'seed-t8');
+    await seed.publishAsync('t8/pi-gone/status', offlineJson('pi-gone'), { qos: 1, retain: true });
+    await seed.endAsync();
+    const devs = await Promise.all([
+      fakeDevice(broker.url, 't8', 'pi-a', { status: 'applied' }, ['kitchens']),
+      fakeDevice(broker.url, 't8', 'pi-b', { status: 'rejected', reason: 'signature required' }, ['kitchens', 'ground-floor']),
+      fakeDevice(broker.url, 't8', 'pi-c', 'silent', ['kitchens']),
+      fakeDevice(broker.url, 't8', 'pi-d', { status: 'applied' }, ['garages']),
+    ]);
+    try {
+      const r = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't8', '--group', 'kitchens', '--timeout', '2', h.file]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /waiting up to 2 s for the 3 online devices of the group \(pi-a, pi-b, pi-c\)/);
+      assert.deepEqual(rows(r.stdout).map((x) => x.slice(0, 3)), [
+        ['pi-a', 'applied', '-'],
+        ['pi-b', 'rejected', 'signature required'],
+        ['pi-c', 'no answer', '-'],
+      ]);
+      assert.match(r.stdout, /^FAILED: 2\/3 answered, timed out after 2\.\d s \(1 applied, 1 rejected, 1 no answer\); retained: devices that connect later get it too$/m);
+      assert.equal(devs[3]!.received.length, 0, 'pi-d is in another group');
+
+      // --json: the expected devices and each answer.
+      const h2 = headFile();
+      const j = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't8', '--group', 'kitchens', '--timeout', '2', '--json', h2.file]);
+      assert.equal(j.code, 1, j.stdout + j.stderr);
+      const out = JSON.parse(j.stdout) as { ok: boolean; expected: number; expectedDevices: string[]; answers: { device: string; status: string; ok: boolean }[] };
+      assert.equal(out.ok, false);
+      assert.equal(out.expected, 3);
+      assert.deepEqual(out.expectedDevices, ['pi-a', 'pi-b', 'pi-c']);
+      assert.deepEqual(out.answers.map((a) => [a.device, a.status, a.ok]), [['pi-a', 'applied', true], ['pi-b', 'rejected', false], ['pi-c', 'no answer', false]]);
+    } finally {
+      await Promise.all(devs.map((d) => d.close()));
+    }
+  });
+
+  test('--all without --wait-acks: every online device accepts -> exit 0 before the timeout; offline devices are listed, not expected', async () => {
+    const h = headFile();
+    const seed = await connect(broker.url, 'seed-t9');
+    await seed.publishAsync('t9/pi-gone/status', offlineJson('pi-gone'), { qos: 1, retain: true });
+    await seed.endAsync();
+    const devs = await Promise.all([
+      fakeDevice(broker.url, 't9', 'pi-a', { status: 'applied' }, ['kitchens']),
+      fakeDevice(broker.url, 't9', 'pi-b', { status: 'duplicate' }, []),
+      fakeDevice(broker.url, 't9', 'pi-c', { status: 'shadow' }, ['garages']),
+    ]);
+    try {
+      const r = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't9', '--all', '--timeout', '600', h.file]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(rows(r.stdout).map((x) => x.slice(0, 2)), [['pi-a', 'applied'], ['pi-b', 'duplicate'], ['pi-c', 'shadow']]);
+      assert.match(r.stdout, /^note: pi-gone is offline \(connection lost\): not expected; it gets the retained head when it connects$/m);
+      assert.match(r.stdout, /^OK: 3\/3 answered in \d+\.\d s \(1 applied, 1 duplicate, 1 shadow\); retained/m);
+    } finally {
+      await Promise.all(devs.map((d) => d.close()));
+    }
+  });
+
+  test('--group: a device that goes offline instead of answering -> "no answer (went offline)", no wait for the timeout', async () => {
+    const h = headFile();
+    const devs = await Promise.all([fakeDevice(broker.url, 't10', 'pi-a', { status: 'applied' }, ['hall']), fakeDevice(broker.url, 't10', 'pi-b', 'shutdown', ['hall'])]);
+    try {
+      const r = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't10', '--group', 'hall', '--timeout', '600', h.file]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.deepEqual(rows(r.stdout).map((x) => x.slice(0, 3)), [['pi-a', 'applied', '-'], ['pi-b', 'no answer', 'went offline (shutdown)']]);
+      assert.match(r.stdout, /^FAILED: 1\/2 answered in /m);
+    } finally {
+      await Promise.all(devs.map((d) => d.close()));
+    }
+  });
+
+  test('--group with no online device in it: says so, publishes nothing, exit 1', async () => {
+    const h = headFile();
+    const dev = await fakeDevice(broker.url, 't11', 'pi-a', { status: 'applied' }, ['kitchens']);
+    try {
+      const r = await runCli(['head', 'push', '--broker', broker.url, '--prefix', 't11', '--group', 'kitchen', h.file]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /^edgehead: error: no device to push to: no online device in group kitchen has a retained status on t11\/\+\/status \(1 device under the prefix\); nothing was published/);
+      assert.match(r.stderr, /check the group name/);
+      assert.deepEqual(await retainedOn(broker.url, 't11/groups/kitchen/head/set'), []);
+      assert.equal(dev.received.length, 0);
+    } finally {
+      await dev.close();
+    }
   });
 
   test('no broker listening -> one-line error, exit 1', async () => {

@@ -48,6 +48,7 @@ test('every type is parsed from its string form', () => {
       EDGEHEAD_PREDICTIONS_ONLY_ON_CHANGE: '1',
       EDGEHEAD_MQTT_CLEAN_SESSION: 'TRUE',
       EDGEHEAD_MQTT_URL: 'mqtts://broker.example:8883', // string
+      EDGEHEAD_SOURCE_TYPE: 'webcam', // a broker elsewhere needs the source chosen
       EDGEHEAD_BACKEND_NAME: 'cpu', // union of literals
       EDGEHEAD_PREDICTIONS_QOS: '2', // union of number literals
       EDGEHEAD_BACKEND_THREADS: '4', // "auto" | integer

@@ -71,7 +71,7 @@ test('plain-English messages: types, ranges, one-of lists, patterns, list items,
     'extractor.valueRange: must be a list of 2 numbers (got [0])',
     'head.file: must not be empty (got "")',
     'log: must be a mapping of settings (got null)',
-    'mqtt.cleanSession: must be true or false (got "yes")',
+    'mqtt.cleanSession: must be true or false (got "yes") — write true (YAML 1.2: yes/no/on/off are strings)',
     'mqtt.keepaliveSec: must be <= 3600 (got 99999)',
     'mqtt.url: must start with mqtt://, mqtts://, ws:// or wss:// (got "http://broker")',
     'offline.maxMB: must be > 0 (got 0)',
@@ -92,7 +92,7 @@ test('no silent repair: numbers written as strings stay errors', () => {
 });
 
 test('version: required in a file, other numbers unsupported, no file means defaults', () => {
-  assert.deepEqual(configErrors({ file: writeConfig('mqtt: {url: "mqtt://b:1883"}\n'), env: NO_ENV }), ['version: required (this agent reads version 1)']);
+  assert.deepEqual(configErrors({ file: writeConfig('mqtt: {url: "mqtt://127.0.0.1:1884"}\n'), env: NO_ENV }), ['version: required (this agent reads version 1)']);
   assert.deepEqual(configErrors({ file: writeConfig(''), env: NO_ENV }), ['version: required (this agent reads version 1)']);
   // Another version is not checked against this schema: only the version error, not the unknown key.
   assert.deepEqual(configErrors({ file: writeConfig('version: 2\nwhatever: 1\n'), env: NO_ENV }), ['version: unsupported 2 (this agent reads version 1)']);
@@ -157,7 +157,7 @@ test('cross-field checks are reported together with the schema errors', () => {
 
 test('files named in mqtt.tls.* must exist, resolved against the config folder (unless checkFiles is false)', () => {
   const dir = tmpDir();
-  const file = writeConfig('version: 1\nmqtt:\n  url: mqtts://b:8883\n  tls: {ca: tls/ca.pem, cert: tls/client.pem, key: /nonexistent/client.key}\n', 'config.yaml', dir);
+  const file = writeConfig('version: 1\nsource: {type: webcam}\nmqtt:\n  url: mqtts://b:8883\n  tls: {ca: tls/ca.pem, cert: tls/client.pem, key: /nonexistent/client.key}\n', 'config.yaml', dir);
   fs.mkdirSync(path.join(dir, 'tls'));
   fs.writeFileSync(path.join(dir, 'tls', 'ca.pem'), 'x');
   assert.deepEqual(configErrors({ file, env: NO_ENV }), [`mqtt.tls.cert: file not found: ${path.join(dir, 'tls', 'client.pem')}`, 'mqtt.tls.key: file not found: /nonexistent/client.key']);

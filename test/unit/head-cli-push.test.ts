@@ -12,7 +12,7 @@ import { formatPushResult, type MqttConnect, pushHead, type PushOptions, type Pu
 import { encodeHead } from '../../protocol/head/format';
 import type { HeadUpdateStatus } from '../../protocol/messages';
 import { EdgeheadError } from '../../base/errors';
-import { headStateJson, kitchenHead } from '../support/push-fixtures';
+import { birthJson, headStateJson, kitchenHead } from '../support/push-fixtures';
 
 function headBytes(version = 1): Uint8Array {
   return encodeHead(kitchenHead(version, new Date('2024-05-01T12:00:00Z')));
@@ -158,6 +158,8 @@ describe('pushHead', () => {
   test('retained old states are not answers; one with this correlation id is reported as earlier', async () => {
     const payload = headBytes(16);
     const seed = await client('seed');
+    await seed.publishAsync('edgehead/dev-e/status', birthJson('dev-e', []), { qos: 1, retain: true });
+    await seed.publishAsync('edgehead/dev-mute/status', birthJson('dev-mute', ['kitchens']), { qos: 1, retain: true });
     await seed.publishAsync('edgehead/dev-old/head/state', state('dev-old', 'applied', 'aaaaaaaaaaaaaaaa'), { qos: 1, retain: true });
     await seed.publishAsync('edgehead/dev-seen/head/state', state('dev-seen', 'rejected', cid(payload), 'seen before'), { qos: 1, retain: true });
     await seed.endAsync();
@@ -165,18 +167,40 @@ describe('pushHead', () => {
     try {
       const r = await pushHead(base(payload, { kind: 'all' }, { timeoutMs: 400 }));
       assert.equal(r.retained, true);
-      assert.equal(r.expected, null);
-      assert.equal(r.timedOut, true, 'without waitAcks a fleet push waits for the whole timeout');
-      assert.deepEqual(r.answers.map((a) => [a.device, a.status]), [['dev-e', 'applied']]);
+      assert.equal(r.expected, 2, 'the online devices of the retained status are expected');
+      assert.deepEqual(r.expectedDevices, ['dev-e', 'dev-mute']);
+      assert.equal(r.timedOut, true, 'dev-mute never answers: the push waits for the whole timeout');
+      assert.deepEqual(r.answers.map((a) => [a.device, a.status]), [['dev-e', 'applied'], ['dev-mute', 'no answer']]);
       assert.deepEqual(r.earlier.map((e) => [e.device, e.status]), [['dev-seen', 'rejected']]);
-      assert.equal(r.ok, true);
+      assert.equal(r.ok, false);
       assert.match(formatPushResult(r), /note: dev-seen did not answer, but its retained state shows it processed this payload before \(rejected/);
     } finally {
       await dev.close();
       const clear = await client('clear');
-      for (const t of ['edgehead/dev-old/head/state', 'edgehead/dev-seen/head/state', 'edgehead/all/head/set']) {
+      for (const t of ['edgehead/dev-old/head/state', 'edgehead/dev-seen/head/state', 'edgehead/all/head/set', 'edgehead/dev-e/status', 'edgehead/dev-mute/status']) {
         await clear.publishAsync(t, '', { qos: 1, retain: true });
       }
+      await clear.endAsync();
+    }
+  });
+
+  test('group push without waitAcks and no online device in the group: refused, nothing published', async () => {
+    const seed = await client('seed-empty');
+    await seed.publishAsync('edgehead/dev-x/status', birthJson('dev-x', ['garages']), { qos: 1, retain: true });
+    await seed.endAsync();
+    const dev = await fakeDevice('dev-y', { status: 'applied' }, ['edgehead/groups/kitchenz/head/set']);
+    try {
+      await assert.rejects(pushHead(base(headBytes(23), { kind: 'group', group: 'kitchenz' })), (e: unknown) => {
+        assert.ok(e instanceof EdgeheadError);
+        assert.match(e.message, /^no device to push to: no online device in group kitchenz has a retained status on edgehead\/\+\/status \(\d+ devices? under the prefix\); nothing was published$/);
+        assert.match(e.hint ?? '', /check the group name/);
+        return true;
+      });
+      assert.equal(dev.received.length, 0, 'nothing was published');
+    } finally {
+      await dev.close();
+      const clear = await client('clear-empty');
+      await clear.publishAsync('edgehead/dev-x/status', '', { qos: 1, retain: true });
       await clear.endAsync();
     }
   });
@@ -277,6 +301,8 @@ describe('formatPushResult', () => {
       payloadSha256: '06e6311b1c715eeb'.padEnd(64, '0'),
       correlationId: '06e6311b1c715eeb',
       expected: 3,
+      expectedDevices: null,
+      offline: [],
       answers: [
         { device: 'pi-hall', status: 'rejected', reason: 'unknown key id', latencyMs: 98.4, deviceLatencyMs: null, ok: false },
         { device: 'pi-kitchen', status: 'applied', reason: null, latencyMs: 112, deviceLatencyMs: 40, ok: true },
