@@ -187,13 +187,6 @@ switch_link() {
   mv -T "$tmp" "$link"
 }
 
-# Reads the run counter the agent increments at every start (<stateDir>/run); 0 when absent.
-read_run_number() {
-  local n=0
-  if [ -f "$1/run" ]; then n=$(tr -dc '0-9' <"$1/run"); fi
-  printf '%s' "${n:-0}"
-}
-
 # yaml_set FILE SECTION KEY VALUE: SECTION.KEY := VALUE (written as is: quote strings yourself) in a YAML config
 # whose SECTION is a top-level block mapping: replaces the key (and its continuation lines), or adds it at the top of
 # the block, or appends the block. Indentation, comments and everything else are kept.
