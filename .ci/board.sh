@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI: the board for real. Boots a Debian bookworm VM with systemd under qemu-system-x86_64 (TCG: no KVM needed; or
-# qemu-system-aarch64 with --arch=arm64, too slow for every CI run: see the numbers in test/README.md) and,
-# inside it, runs the firmware scripts against a real service manager (.ci/board/guest-drive.sh):
+# qemu-system-aarch64 with --arch=arm64: a manual job, its image takes ~45 min to build, firmware-scripts/README.md)
+# and, inside it, runs the firmware scripts against a real service manager (.ci/board/guest-drive.sh):
 #   boot -> camera (the kernel's vivid V4L2 test driver, captured by fswebcam) -> install.sh -> the unit active
 #   (Type=notify: READY after the first frame) -> a prediction from the vivid camera at the VM's Mosquitto ->
 #   MemoryMax enforced -> watchdog (a frozen agent is restarted by systemd) -> update.sh to a good bundle ->

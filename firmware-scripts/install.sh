@@ -332,13 +332,7 @@ fi
 # -------------------------------------------------------------------------------------------------------------------- unit
 UNIT_CHANGED=0
 sed "s#^ExecStart=/usr/bin/node #ExecStart=$NODE #" "$SCRIPT_DIR/edgehead.service" >"$WORK/edgehead.service"
-if cmp -s "$WORK/edgehead.service" "$UNIT"; then
-  unchanged "$UNIT"
-else
-  act "$([ -f "$UNIT" ] && echo update || echo install) the systemd unit $UNIT" \
-    install_file 0644 "$WORK/edgehead.service" "$UNIT"
-  UNIT_CHANGED=1
-fi
+if install_changed 0644 "$WORK/edgehead.service" "$UNIT" install "the systemd unit"; then UNIT_CHANGED=1; fi
 
 # ------------------------------------------------------------------------------------------------------------------ camera
 # Raspberry Pi camera modules (CSI) go through libcamera: rpicam-apps (source.type rpicam runs rpicam-still), and
@@ -437,13 +431,7 @@ if [ -n "$camera_why" ]; then
     note "--root: skipped: apt-get install rpicam-apps (the target needs it: $camera_why)"
   fi
   camera_dropin >"$WORK/camera.conf"
-  if cmp -s "$WORK/camera.conf" "$CAMERA_DROPIN"; then
-    unchanged "$CAMERA_DROPIN"
-  else
-    act "$([ -f "$CAMERA_DROPIN" ] && echo update || echo write) the camera drop-in $CAMERA_DROPIN (DeviceAllow media, dma_heap)" \
-      install_file 0644 "$WORK/camera.conf" "$CAMERA_DROPIN"
-    UNIT_CHANGED=1
-  fi
+  if install_changed 0644 "$WORK/camera.conf" "$CAMERA_DROPIN" write "the camera drop-in" "DeviceAllow media, dma_heap"; then UNIT_CHANGED=1; fi
 elif [ -f "$CAMERA_DROPIN" ]; then
   unchanged "$CAMERA_DROPIN kept (no camera module found now and source.type is not rpicam; uninstall.sh removes it)"
 else

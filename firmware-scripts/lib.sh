@@ -57,6 +57,16 @@ unchanged() { say "unchanged: $*"; }
 make_dir() { mkdir -p "$2" && chmod "$1" "$2"; }                                 # make_dir MODE DIR
 make_link() { mkdir -p "$(dirname "$2")" && ln -sfn "$1" "$2"; }                 # make_link TARGET LINK
 install_file() { mkdir -p "$(dirname "$3")" && install -m "$1" "$2" "$3"; }      # install_file MODE SRC DEST
+# install_changed MODE SRC DEST VERB WHAT [NOTE]: installs SRC as DEST, saying "VERB WHAT DEST (NOTE)" ("update ..." when
+# DEST exists), unless DEST already has the same bytes ("unchanged: DEST"). 0 when it installed (or would, with
+# --dry-run), 1 when unchanged.
+install_changed() {
+  if cmp -s "$2" "$3"; then
+    unchanged "$3"
+    return 1
+  fi
+  act "$([ -f "$3" ] && echo update || echo "$4") $5 $3${6:+ ($6)}" install_file "$1" "$2" "$3"
+}
 
 # Path of a system path inside ROOT.
 rp() { printf '%s%s' "$ROOT" "$1"; }
@@ -185,13 +195,6 @@ switch_link() {
   tmp="$(dirname "$link")/.$(basename "$link").tmp.$$"
   ln -sfn "$target" "$tmp"
   mv -T "$tmp" "$link"
-}
-
-# Reads the run counter the agent increments at every start (<stateDir>/run); 0 when absent.
-read_run_number() {
-  local n=0
-  if [ -f "$1/run" ]; then n=$(tr -dc '0-9' <"$1/run"); fi
-  printf '%s' "${n:-0}"
 }
 
 # yaml_set FILE SECTION KEY VALUE: SECTION.KEY := VALUE (written as is: quote strings yourself) in a YAML config

@@ -37,3 +37,19 @@ export function stderrTail(stderr: string, lines = 3, maxChars = 300): string {
     .join(' | ');
   return t.length > maxChars ? '…' + t.slice(-(maxChars - 1)) : t;
 }
+
+/** Runs tasks one at a time, in call order (captures that share a temp file or a camera); a failure does not stop the line. */
+export class OneAtATime {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Resolves once every task queued so far has ended. */
+  idle(): Promise<unknown> {
+    return this.tail;
+  }
+}

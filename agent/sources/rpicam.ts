@@ -38,7 +38,7 @@ import { RPICAM_EXTRA_ARG_PATTERN, type SourceSchema } from '../../config/schema
 import { type Clock, type TimerHandle, systemClock } from '../../base/clock';
 import { EdgeheadError, describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
-import { describeBytes, imageKind } from './common';
+import { describeBytes, imageKind, OneAtATime } from './common';
 import type { Frame, FrameSource } from './source';
 import { type ExitEvent, type ProcessEvent, ProcessSupervisor } from './supervisor';
 
@@ -138,7 +138,7 @@ export class RpicamSource implements FrameSource {
   private started = false;
   private pending: Pending | undefined;
   /** Captures run one at a time (they share the output file). */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new OneAtATime();
 
   constructor(settings: RpicamSettings, deps: RpicamDeps = {}) {
     this.settings = settings;
@@ -200,9 +200,7 @@ export class RpicamSource implements FrameSource {
   }
 
   capture(): Promise<Frame> {
-    const run = this.queue.then(() => this.captureOnce());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.captureOnce());
   }
 
   async stop(): Promise<void> {
@@ -210,7 +208,7 @@ export class RpicamSource implements FrameSource {
     const p = this.pending;
     if (p && !p.settled) this.fail(p, new EdgeheadError('CAPTURE', 'rpicam source stopped'));
     await this.proc?.stop();
-    await this.queue;
+    await this.queue.idle();
     if (this.dir) await fs.rm(this.dir, { recursive: true, force: true });
     this.dir = undefined;
   }

@@ -23,7 +23,7 @@ import type { SourceSchema } from '../../config/schema';
 import { type Clock, systemClock } from '../../base/clock';
 import { EdgeheadError, describeError } from '../../base/errors';
 import { createLogger } from '../../base/log';
-import { describeBytes, killGroup, stderrTail } from './common';
+import { describeBytes, killGroup, OneAtATime, stderrTail } from './common';
 import type { Frame, FrameSource } from './source';
 
 export type WebcamSettings = Static<typeof SourceSchema>['webcam'];
@@ -54,7 +54,7 @@ export class WebcamSource implements FrameSource {
   private child: ChildProcess | undefined;
   private childClosed: Promise<void> = Promise.resolve();
   /** Captures run one at a time (they share the temp file). */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new OneAtATime();
 
   constructor(settings: WebcamSettings, deps: WebcamDeps = {}) {
     this.settings = settings;
@@ -116,16 +116,14 @@ export class WebcamSource implements FrameSource {
   }
 
   capture(): Promise<Frame> {
-    const run = this.queue.then(() => this.captureOnce());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.captureOnce());
   }
 
   async stop(): Promise<void> {
     this.started = false;
     if (this.child) killGroup(this.child, 'SIGKILL');
     await this.childClosed;
-    await this.queue;
+    await this.queue.idle();
     await removeFile(this.tempFile);
   }
 
