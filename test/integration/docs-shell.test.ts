@@ -2,7 +2,7 @@
  * README as a test: every shell block of README.md and docs/*.md marked `<!-- doctest -->` runs (test/support/
  * doc-run.ts: a temp dir, the repo's `edgehead` on PATH, the agent's embedded broker on a free loopback port) and its
  * marked output block must appear in what it printed; blocks marked `<!-- doctest: skip REASON -->` are reported as
- * skipped with the reason. Every shell block of README.md carries one or the other. Markers: test/support/doc-blocks.ts.
+ * skipped with the reason. Every shell block of README.md and docs/*.md carries one or the other. Markers: test/support/doc-blocks.ts.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -17,13 +17,15 @@ const docs = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f)
 const firstLine = (b: DocBlock) =>
   (b.body.split('\n').find((l) => l.trim() !== '' && !l.trimStart().startsWith('#')) ?? '').replace(/\s+#\s.*$/, '').replace(/\s+/g, ' ').trim().slice(0, 80);
 
-describe('README.md: every shell block is marked', () => {
-  test('each ```sh block is either <!-- doctest --> (run) or <!-- doctest: skip REASON -->', () => {
-    const unmarked = readBlocks(path.join(ROOT, 'README.md'), 'README.md')
-      .filter((b) => SHELL_LANGS.includes(b.lang) && (b.marker === null || b.marker.kind === 'output'))
-      .map((b) => `README.md:${b.line}: ${firstLine(b)}`);
-    assert.deepEqual(unmarked, [], 'mark these blocks runnable or skipped with a reason');
-  });
+describe('README.md and docs/*.md: every shell block is marked', () => {
+  for (const doc of docs) {
+    test(`${doc}: each \`\`\`sh block is either <!-- doctest --> (run) or <!-- doctest: skip REASON -->`, () => {
+      const unmarked = readBlocks(path.join(ROOT, doc), doc)
+        .filter((b) => SHELL_LANGS.includes(b.lang) && (b.marker === null || b.marker.kind === 'output'))
+        .map((b) => `${doc}:${b.line}: ${firstLine(b)}`);
+      assert.deepEqual(unmarked, [], 'mark these blocks runnable or skipped with a reason');
+    });
+  }
 });
 
 for (const doc of docs) {

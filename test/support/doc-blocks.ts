@@ -10,8 +10,10 @@
  *   <!-- doctest: output -->              the next block (any language) is output of the last runnable block
  *                                         above it in the file
  * Output matching: the expected lines must appear as consecutive lines of the output (stdout and stderr, as they
- * arrived), anywhere in it; a line `...` stands for any number of lines, `...` inside a line for any text, and a
- * duration (`210 ms`, `1.5 s`) for any duration. Trailing spaces are ignored.
+ * arrived), anywhere in it; a line `...` stands for any number of lines, `...` inside a line for any text, a
+ * duration (`210 ms`, `1.5 s`) for any duration, an ISO time (`2026-11-29T02:57:04.355Z`) for any, and a run of 16 or
+ * more lowercase hex digits (a key id, a sha256) for any as long. Trailing spaces are ignored. The blocks of one file
+ * run in order in one folder, with HOME a fresh folder inside it, shown as /home/ops in the expected output.
  */
 import * as fs from 'node:fs';
 
@@ -98,10 +100,25 @@ export function readBlocks(file: string, label = file): DocBlock[] {
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** One expected line as a regular expression: `...` any text, a duration any duration. */
+/** The parts of an expected line that stand for any value of their kind (the doc shows an example value). */
+const WILDCARDS: { re: RegExp; src: string }[] = [
+  { re: /^\.\.\.$/, src: '.*' },
+  { re: /^\d+(?:\.\d+)? ms$/, src: '\\d+(?:\\.\\d+)? ms' },
+  { re: /^\d+(?:\.\d+)? s$/, src: '\\d+(?:\\.\\d+)? s' },
+  { re: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/, src: '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?Z' },
+];
+const WILDCARD_SPLIT = /(\.\.\.|\b\d+(?:\.\d+)? m?s\b|\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z|\b[0-9a-f]{16,}\b)/;
+
+/** One expected line as a regular expression: `...` any text; a duration, an ISO time, a hex digest (16+ digits) any of its kind. */
 function lineRegExp(expected: string): RegExp {
-  const parts = expected.trimEnd().split(/(\.\.\.|\b\d+(?:\.\d+)? m?s\b)/);
-  const src = parts.map((p, i) => (i % 2 === 0 ? escape(p) : p === '...' ? '.*' : p.endsWith('ms') ? '\\d+(?:\\.\\d+)? ms' : '\\d+(?:\\.\\d+)? s')).join('');
+  const parts = expected.trimEnd().split(WILDCARD_SPLIT);
+  const src = parts
+    .map((p, i) => {
+      if (i % 2 === 0) return escape(p);
+      const w = WILDCARDS.find((x) => x.re.test(p));
+      return w ? w.src : `[0-9a-f]{${p.length}}`;
+    })
+    .join('');
   return new RegExp(`^${src}\\s*$`);
 }
 

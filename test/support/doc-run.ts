@@ -5,6 +5,8 @@
  *   - PATH: `edgehead` is `node <repo>/bin/edgehead.cjs`, and `npx edgehead` runs it too (what npx resolves in the
  *     repo, without npm's start-up or any registry);
  *   - EDGEHEAD_MQTT_URL: a free loopback port, so the agent's embedded broker never takes 1883 from anything else;
+ *   - the blocks of one doc share that dir and run in document order, as a reader follows the doc (a head trained in
+ *     section 1 is signed in section 3); HOME is a fresh folder in it, shown as DOC_HOME in the output compared;
  *   - bash -e, its own process group (stopped as a whole at the end), a timeout.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,9 +26,25 @@ export interface DocRunResult {
 }
 
 const NOT_LINKED = new Set(['.git', 'state', 'node_modules']);
+/** HOME as the docs show it. */
+export const DOC_HOME = '/home/ops';
 let realNpx: string | undefined;
+const sandboxes = new Map<string, Sandbox>();
 
-function sandbox(): { dir: string; bin: string } {
+interface Sandbox {
+  dir: string;
+  bin: string;
+  home: string;
+}
+
+/** The sandbox of one doc file, made at its first block. */
+function sandboxFor(file: string): Sandbox {
+  let s = sandboxes.get(file);
+  if (!s) sandboxes.set(file, (s = sandbox()));
+  return s;
+}
+
+function sandbox(): Sandbox {
   const dir = tmpDir('doctest-');
   for (const entry of fs.readdirSync(ROOT)) {
     if (!NOT_LINKED.has(entry)) fs.symlinkSync(path.join(ROOT, entry), path.join(dir, entry));
@@ -39,15 +57,17 @@ function sandbox(): { dir: string; bin: string } {
   const script = (name: string, text: string) => fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${text}\n`, { mode: 0o755 });
   script('edgehead', `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(ROOT, 'bin', 'edgehead.cjs'))} "$@"`);
   script('npx', `if [ "$1" = edgehead ]; then shift; exec edgehead "$@"; fi\nexec ${JSON.stringify(realNpx)} "$@"`);
-  return { dir, bin };
+  const home = path.join(dir, '.doctest-home');
+  fs.mkdirSync(home);
+  return { dir, bin, home };
 }
 
 export async function runDocBlock(block: DocBlock): Promise<DocRunResult> {
   if (block.marker?.kind !== 'run') throw new Error(`${block.file}:${block.line} is not marked runnable`);
   const { timeoutSec, longRunning } = block.marker;
-  const { dir, bin } = sandbox();
+  const { dir, bin, home } = sandboxFor(block.file);
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, EDGEHEAD_MQTT_URL: `mqtt://127.0.0.1:${port}` };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: home, EDGEHEAD_MQTT_URL: `mqtt://127.0.0.1:${port}` };
   delete env.EDGEHEAD_LOG_LEVEL;
   delete env.NODE_TEST_CONTEXT;
   const child = spawn('bash', ['-e', '-c', block.body], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -70,7 +90,7 @@ export async function runDocBlock(block: DocBlock): Promise<DocRunResult> {
   };
   const onData = (d: Buffer) => {
     output += d.toString();
-    if (longRunning && !matched && block.output && outputMatches(block.output.body, output)) {
+    if (longRunning && !matched && block.output && outputMatches(block.output.body, output.replaceAll(home, DOC_HOME))) {
       matched = true;
       stop();
     }
@@ -92,7 +112,7 @@ export async function runDocBlock(block: DocBlock): Promise<DocRunResult> {
   } catch {
     /* none left */
   }
-  return { code, signal, output, timedOut: timedOut && !matched, matched };
+  return { code, signal, output: output.replaceAll(home, DOC_HOME), timedOut: timedOut && !matched, matched };
 }
 
 /** The failure text: what was expected and the end of what came out. */

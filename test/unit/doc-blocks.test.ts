@@ -80,3 +80,17 @@ describe('outputMatches', () => {
     assert.ok(!outputMatches('fish 0.99', out), 'a line matches a whole line, not a part of one');
   });
 });
+
+describe('outputMatches: example values', () => {
+  test('a hex digest of 16+ digits matches any digest of the same length, not another length', () => {
+    const out = 'key id: 7fa96040b1de5f9d\nsha256: 0b3a2a1926be52377dd9e9cab89d94fc0ac415a042b4b99c280ec3553ba9a52b';
+    assert.ok(outputMatches('key id: b84cdb0fc36da0d1\nsha256: 133d93563198400098b5aa923b0ed2bf1afeb601f22e82039ddc5a14f7604be6', out));
+    assert.ok(!outputMatches('key id: b84cdb0fc36da0d1ff', out), 'a longer digest is not the same kind of value');
+    assert.ok(!outputMatches('key ID: b84cdb0fc36da0d1', out), 'the text around it still has to match');
+  });
+
+  test('an ISO time matches any ISO time; a date that is not one does not', () => {
+    assert.ok(outputMatches('createdAt     2026-11-29T02:57:04.355Z', 'createdAt     2026-12-07T02:03:40.643Z'));
+    assert.ok(!outputMatches('createdAt     2026-11-29T02:57:04.355Z', 'createdAt     yesterday'));
+  });
+});
