@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { EdgeheadError, isEdgeheadError } from '../base/errors';
-import { renderHelp, usageLines } from './help';
+import { globalOptionsSection, renderHelp, usageLines } from './help';
 import { type CommandSpec, GLOBAL_OPTIONS, type OptionDef, type OptionDefs, type OptionValues } from './spec';
 import { closest, didYouMean } from './suggest';
 
@@ -105,9 +105,7 @@ export function commandGroup(path: string, summary: string, subcommands: Command
       'subcommands:',
       ...subcommands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
       '',
-      'global options (before or after the command):',
-      `  --verbose   ${GLOBAL_OPTIONS.verbose.description}`,
-      `  -h, --help  ${GLOBAL_OPTIONS.help.description}`,
+      ...globalOptionsSection(),
       '',
       'examples:',
       ...subcommands.slice(0, 4).map((c) => `  ${c.spec?.examples[0] ?? `edgehead ${path} ${c.name} --help`}`),

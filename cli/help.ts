@@ -33,6 +33,12 @@ function table(rows: [string, string][]): string[] {
   return rows.map(([l, r]) => (l.length > width ? `  ${l}\n  ${' '.repeat(width)}  ${r}` : `  ${l.padEnd(width)}  ${r}`));
 }
 
+/** "global options" and the flags every command takes (after `first`, e.g. the command's --json). */
+export function globalOptionsSection(first: [string, string][] = [], last: [string, string][] = []): string[] {
+  const globals = Object.entries(GLOBAL_OPTIONS).map(([name, o]): [string, string] => [optionLabel(name, o), o.description]);
+  return ['global options (before or after the command):', ...table([...first, ...globals, ...last])];
+}
+
 /** The whole help of one command. */
 export function renderHelp(spec: CommandSpec): string {
   const [first, ...more] = usageLines(spec);
@@ -43,10 +49,7 @@ export function renderHelp(spec: CommandSpec): string {
   }
   const own = Object.entries(spec.options).filter(([name, o]) => !o.hidden && name !== 'json');
   if (own.length) out.push('', 'options:', ...table(own.map(([name, o]) => [optionLabel(name, o), optionText(o)])));
-  const globals: [string, string][] = [];
-  if (spec.options.json) globals.push(['--json', optionText(spec.options.json)]);
-  for (const [name, o] of Object.entries(GLOBAL_OPTIONS)) globals.push([optionLabel(name, o), o.description]);
-  out.push('', 'global options (before or after the command):', ...table(globals));
+  out.push('', ...globalOptionsSection(spec.options.json ? [['--json', optionText(spec.options.json)]] : []));
   out.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
   return out.join('\n');
 }

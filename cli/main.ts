@@ -7,7 +7,7 @@ import { EdgeheadError } from '../base/errors';
 import { configureLogging, stderrPrefix } from '../base/log';
 import { agentVersion } from '../base/version';
 import { type Command, findCommand } from './args';
-import { GLOBAL_OPTIONS } from './spec';
+import { globalOptionsSection } from './help';
 import { didYouMean } from './suggest';
 import { classifyCommand } from './commands/classify';
 import { configCommand } from './commands/config';
@@ -29,10 +29,7 @@ export function usage(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'global options (before or after the command):',
-    `  --verbose   ${GLOBAL_OPTIONS.verbose.description}`,
-    `  -h, --help  ${GLOBAL_OPTIONS.help.description}`,
-    '  --version   print the version and exit',
+    ...globalOptionsSection([], [['--version', 'print the version and exit']]),
     '',
     'examples:',
     '  edgehead classify assets/samples/fish/fish1.jpg',
