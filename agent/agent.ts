@@ -21,7 +21,7 @@ import { MqttJsClient } from '../mqtt/mqttjs-client';
 import { DEMO_HEAD_PATH, readHeadBytes } from '../protocol/head/files';
 import { type BackendSummary, type BirthMessage, birthMessage, encodePayload, type TelemetryMessage } from '../protocol/messages';
 import { type DeviceTopics, deviceTopics } from '../protocol/topics';
-import { type BackendInfo, initBackend } from './backend/wasm';
+import { type BackendInfo, initBackend, threadsStatus } from './backend/wasm';
 import { Collector } from './collect/collector';
 import { SampleStore } from './collect/store';
 import { deviceCommandHandlers } from './commands/handlers';
@@ -228,7 +228,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       onTick: () => frames.tick(),
     });
 
-    const summary = backendSummary(backend);
+    const summary = () => backendSummary(backend);
     const birth = (): BirthMessage => {
       const head = classifier.head.manifest;
       return birthMessage({
@@ -238,7 +238,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         startedAt: new Date(startedAt).toISOString(),
         extractor: { id: extractor.info.id, fingerprint: extractor.info.fingerprint },
         head: { id: head.id, version: head.version, sha256: head.sha256 },
-        backend: summary,
+        backend: summary(),
       });
     };
     const telemetry = (): TelemetryMessage =>
@@ -251,7 +251,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         scheduler: scheduler.stats,
         queue: queue.stats(),
         broker: broker.stats(),
-        backend: summary,
+        backend: summary(),
         problems: problems.list(),
       });
     const presence = new Presence({ broker, topics, deviceId, clock, telemetryIntervalSec: cfg.telemetry.intervalSec, birth, headState: () => heads.stateMessage(), telemetry, schedulePaused: () => scheduler.paused });
@@ -339,6 +339,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         broker.start();
         await frames.startSource();
         scheduler.start();
+        setImmediate(() => extractor.warmUp?.()); // skipped at load on a weight cache hit: now, while the first tick is due
         snapshots.start();
         health?.start(); // READY now, or after the first frame
         const head = classifier.head.manifest;
@@ -348,7 +349,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
           source: cfg.source.type,
           extractor: extractor.info.id,
           head: `${head.id} v${head.version}`,
-          backend: `${summary.name}${summary.simd ? '+simd' : ''} x${summary.threads}`,
+          backend: `${backend.backend}${backend.simd ? '+simd' : ''} x${backend.threads}${backend.threadsPolicy === 'adaptive' ? ' (auto: 1 or all, as measured)' : ''}`,
         });
       },
       stop() {
@@ -362,8 +363,16 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
   }
 }
 
+/** The backend as messages report it: `threads` is the count frames run with now (threads auto moves it). */
 function backendSummary(b: BackendInfo): BackendSummary {
-  return { name: b.backend, simd: b.simd, threads: b.threads, ...(b.threadsNote ? { threadsNote: b.threadsNote } : {}) };
+  const now = threadsStatus();
+  return {
+    name: b.backend,
+    simd: b.simd,
+    threads: now?.threads ?? b.threads,
+    ...(b.threadsNote ? { threadsNote: b.threadsNote } : {}),
+    ...(now?.policy === 'adaptive' ? { threadsPolicy: 'adaptive' as const, threadsMax: now.max, ...(now.reason ? { threadsReason: now.reason } : {}) } : {}),
+  };
 }
 
 function consoleOn(setting: Config['predictions']['console'], auto: boolean | undefined): boolean {

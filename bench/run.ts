@@ -6,8 +6,8 @@
  * configuration while the others wait idle, and the order rotates every round. A burst of load from the other users
  * of a shared machine then hits every configuration alike, and the ratios of medians stay meaningful; with
  * `--sequential` each configuration runs all its frames in one go instead (less memory: one process at a time).
- * Then: tfjs-backend-cpu on a few frames, head-swap latency, and the running agent's memory (the esbuild bundle,
- * 1 and N threads). See docs/BENCHMARKS.md.
+ * Then: tfjs-backend-cpu on a few frames, head-swap latency, onnxruntime-web's features against ours (bench/onnx),
+ * and the running agent's memory (the esbuild bundle, 1 and N threads). See docs/BENCHMARKS.md.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -17,11 +17,12 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { progressBar } from '../base/progress';
 import { freePort } from '../test/support/mosquitto';
 import { cpuNoise, machineCpuMs, processCpuMs } from './machine';
+import type { OrtCheck } from './onnx/check';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from './worker';
 
 const root = path.resolve(__dirname, '..');
 
-interface Config extends WorkerArgs {
+export interface Config extends WorkerArgs {
   /** Timed frames. */
   frames: number;
 }
@@ -122,16 +123,19 @@ function summarise(c: Config, ready: Extract<FromWorker, { type: 'ready' }>, s: 
     totalMs: stat(s.total),
     framesPerSec: round2(1000 / totalMedian),
     coldStartMs: Math.round(ready.coldStartMs),
+    warmupFrames: ready.warmupFrames,
+    warmupBlockMedians: ready.warmupBlockMedians,
     rssMB: done.rssMB,
     peakRssMB: done.peakRssMB,
     tensorsGrowth: done.tensorsGrowth,
+    threadsStatus: done.threadsStatus,
     extractTurnMediansMs: turnMedians,
   };
 }
-type Result = ReturnType<typeof summarise>;
+export type Result = ReturnType<typeof summarise>;
 
 /** Runs configurations taking turns (or one after the other), with a progress bar over all timed frames. */
-async function runConfigs(configs: Config[], turn: number, sequential: boolean): Promise<{ results: Result[]; otherLoadCores: number | null }> {
+export async function runConfigs(configs: Config[], turn: number, sequential: boolean): Promise<{ results: Result[]; otherLoadCores: number | null }> {
   const turns = configs.map((c) => Math.ceil(c.frames / turn));
   const bar = progressBar('bench', configs.reduce((a, c) => a + c.frames, 0));
   let framesDone = 0;
@@ -258,6 +262,7 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
 
 const USAGE = `usage: npm run bench -- [--json FILE] [--frames N] [--turn K] [--threads N] [--sequential] [--no-agent]
        npm run bench -- fleet|motion|train [options]     (the fleet server, the motion gate, the trainer)
+       npm run bench -- threads [options]                (1 vs N threads vs auto, idle and beside a busy core)
   --json FILE    also write the results as JSON
   --frames N     timed frames per configuration (default 60)
   --turn K       frames per turn while the configurations take turns (default 5)
@@ -284,6 +289,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'fleet') return (await import('./fleet')).main(process.argv.slice(3)); // the fleet server benchmark (bench/fleet.ts)
   if (process.argv[2] === 'motion') return (await import('./motion')).main(process.argv.slice(3)); // the motion gate (bench/motion.ts)
   if (process.argv[2] === 'train') return (await import('./train')).main(process.argv.slice(3)); // the head trainer (bench/train.ts)
+  if (process.argv[2] === 'threads') return (await import('./threads')).main(process.argv.slice(3)); // 1 vs N vs auto threads, idle and contended (bench/threads.ts)
   const { values } = parseOrExit({
     args: process.argv.slice(2),
     options: {
@@ -310,6 +316,9 @@ async function main(): Promise<void> {
     { extractor, path: 'stock' as const, threads: 1, warmup: 5, frames },
     { extractor, path: 'edgehead' as const, threads: 1, warmup: 5, frames },
     { extractor, path: 'edgehead' as const, threads: n, warmup: 5, frames },
+    // A peer runtime on the same weights (bench/onnx/), its rows labelled "onnxruntime-web <version>".
+    { extractor, path: 'ort' as const, threads: 1, warmup: 5, frames },
+    { extractor, path: 'ort' as const, threads: n, warmup: 5, frames },
   ]);
   const machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -329,6 +338,8 @@ async function main(): Promise<void> {
   const cpu = await runConfigs([{ extractor: 'mobilenet_v2_140', path: 'cpu', threads: 1, warmup: 1, frames: 5 }], 5, true);
   process.stderr.write('head-swap latency (5 and 1000 classes)...\n');
   const headSwap = JSON.parse(await runScript('head-swap.ts')) as { classes: Record<string, { median: number; p95: number; bytes: number }> };
+  process.stderr.write('onnxruntime-web features against ours, sample frames...\n');
+  const ortCheck = JSON.parse(await runScript('onnx/check.ts')) as OrtCheck;
   const agent: Awaited<ReturnType<typeof agentMemory>>[] = [];
   if (!values['no-agent']) {
     for (const t of [1, n]) {
@@ -354,20 +365,23 @@ async function main(): Promise<void> {
       return { target: `${e}: 640x480 preprocessing / edgehead x${n} extract <= 0.25`, value: r ? round2(r.preprocess640x480Ms.median / r.extractMs.median) : null, max: 0.25 };
     }),
   ].map((t) => ({ ...t, met: t.value !== null && ('min' in t ? t.value >= t.min! : t.value <= t.max!) }));
+  const peerRatios = ['mobilenet_v2_100', 'mobilenet_v2_140'].flatMap((e) => [1, n].map((t) => ({ extractor: e, threads: t, edgeheadOverOrt: ratio(e, ['edgehead', t], ['ort', t]) })));
   const report = {
     machine: { ...machine, loadAvgAfter: os.loadavg().map(round2), otherLoadCores: main.otherLoadCores, cpuNoiseBefore: noiseBefore, cpuNoiseAfter: noiseAfter, mode: values.sequential ? 'sequential' : `turns of ${turn} frames` },
     results,
     targets,
     headSwapMs: headSwap,
+    peer: { runtime: ortCheck.runtime, features: ortCheck.models, extractMedianRatios: peerRatios },
     agentMemory: agent,
   };
 
-  const rows = results.map((r) => [r.extractor, r.path, String(r.threads), `${r.extractMs.median} / ${r.extractMs.p95}`, `${r.decodeMs.median}`, `${r.resizeMs.median}`, `${r.headMs.median}`, `${r.preprocess640x480Ms.median}`, `${r.framesPerSec}`, `${r.coldStartMs}`, `${r.rssMB} / ${r.peakRssMB}`]);
+  const rows = results.map((r) => [r.extractor, r.path === 'ort' ? r.executor : r.path, String(r.threads), `${r.extractMs.median} / ${r.extractMs.p95}`, `${r.decodeMs.median}`, `${r.resizeMs.median}`, `${r.headMs.median}`, `${r.preprocess640x480Ms.median}`, `${r.framesPerSec}`, `${r.coldStartMs}`, `${r.rssMB} / ${r.peakRssMB}`]);
   const head = ['extractor', 'path', 'thr', 'extract ms med/p95', 'decode', 'resize', 'head', '640x480 pre', 'fps', 'cold ms', 'rss/peak MB'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const out = [line(head), ...rows.map(line), ''];
   for (const t of targets) out.push(`${t.met ? 'met    ' : 'NOT met'}  ${t.target}: ${t.value ?? 'n/a'}`);
+  for (const [e, c] of Object.entries(ortCheck.models)) out.push(`${e}: ${ortCheck.runtime} features vs edgehead, max abs diff ${c.maxAbsDiff.toExponential(2)} over ${c.frames} frames (largest feature ${round2(c.maxAbsFeature)}); extract median edgehead / ORT: ${peerRatios.filter((p) => p.extractor === e).map((p) => `x${p.threads} ${p.edgeheadOverOrt ?? 'n/a'}`).join(', ')}`);
   out.push(`head swap receipt->applied (signed, test vectors, fsync): ${Object.entries(headSwap.classes).map(([c, v]) => `${c} classes ${v.median} ms (p95 ${v.p95}, ${v.bytes} bytes)`).join('; ')}`);
   for (const a of agent) out.push('skipped' in a ? `agent memory: skipped (${a.skipped})` : `agent memory (node ${a.nodeFlags}), ${a.threads} thread(s): steady ${a.rssMB.steady} MB RSS, max ${a.rssMB.max} MB (${a.samples} s)`);
   out.push(`machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load ${machine.loadAvgBefore.join(' ')} -> ${report.machine.loadAvgAfter.join(' ')}; other processes during the timed frames: ${main.otherLoadCores ?? 'n/a'} cores`);

@@ -12,18 +12,25 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import jpeg from 'jpeg-js';
-import { initBackend } from '../agent/backend/wasm';
+import type { ThreadsStatus } from '../agent/backend/adaptive-threads';
+import { initBackend, threadsStatus } from '../agent/backend/wasm';
 import { loadExtractor } from '../agent/extractors/load';
 import { DenseHead } from '../agent/inference/dense-head';
 import { DEMO_HEAD_PATH, readHeadFile } from '../protocol/head/files';
 import { extractFeatures, type FeatureOptions, preprocessFrame } from '../agent/inference/features';
 import { resourcePath } from '../base/paths';
+import { warmUntilSteady } from './warmup';
 
 export interface WorkerArgs {
   extractor: string;
-  path: 'stock' | 'edgehead' | 'cpu';
-  threads: number;
-  /** Untimed frames right after start-up (JIT, XNNPACK operator creation, WASM memory growth). */
+  /** "ort": onnxruntime-web on the same weights (bench/onnx/ort-worker-path.ts). */
+  path: 'stock' | 'edgehead' | 'cpu' | 'ort';
+  threads: number | 'auto';
+  /**
+   * Untimed frames right after start-up (JIT, XNNPACK operator creation, WASM memory growth, a thread pool settling):
+   * at least this many, then blocks until the per-block median is steady (bench/warmup.ts). The ready message says
+   * how many it took.
+   */
   warmup: number;
 }
 
@@ -31,9 +38,9 @@ export type Stage = 'decode' | 'resize' | 'extract' | 'head' | 'total';
 export type Samples = Record<Stage | 'pre640', number[]>;
 
 export type FromWorker =
-  | { type: 'ready'; threads: number; threadsNote: string | null; simd: boolean; coldStartMs: number; featureDim: number; executor: string }
+  | { type: 'ready'; threads: number; threadsNote: string | null; simd: boolean; coldStartMs: number; featureDim: number; executor: string; warmupFrames: number; warmupBlockMedians: number[] }
   | { type: 'turn'; samples: Samples }
-  | { type: 'done'; rssMB: number; peakRssMB: number; tensorsGrowth: number; cpuMs: number }
+  | { type: 'done'; rssMB: number; peakRssMB: number; tensorsGrowth: number; cpuMs: number; threadsStatus: ThreadsStatus | null }
   | { type: 'error'; message: string };
 export type ToWorker = { type: 'turn'; frames: number } | { type: 'done' };
 
@@ -60,8 +67,10 @@ function vgaJpeg(src: Uint8Array): Uint8Array {
 
 const send = (m: FromWorker) => process.send!(m);
 
+
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2]!) as WorkerArgs;
+  if (a.path === 'ort') return (await import('./onnx/ort-worker-path')).main(a, { sampleFrames, vgaJpeg, send });
   const backend = await initBackend({ backend: a.path === 'cpu' ? 'cpu' : 'wasm', threads: a.threads });
   const extractor = await loadExtractor({ ref: a.extractor, fused: a.path === 'edgehead' });
   const demo = readHeadFile(DEMO_HEAD_PATH(), 1 << 24);
@@ -101,11 +110,16 @@ async function main(): Promise<void> {
   frame();
   const coldStartMs = performance.now(); // process start -> first prediction
   for (let i = 1; i < a.warmup; i++) frame();
+  const warm = warmUntilSteady(() => {
+    const s: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
+    frame(s);
+    return s.extract[0]!;
+  });
   preprocess640();
   const tensors = tf.memory().numTensors;
   const ex = extractor.info.executor;
   const executor = ex ? `${ex.kind}${ex.retention ? ` (${ex.retention})` : ''}` : 'unknown';
-  send({ type: 'ready', threads: backend.threads, threadsNote: backend.threadsNote ?? null, simd: backend.simd, coldStartMs, featureDim: dim, executor });
+  send({ type: 'ready', threads: backend.threads, threadsNote: backend.threadsNote ?? null, simd: backend.simd, coldStartMs, featureDim: dim, executor, warmupFrames: a.warmup + warm.frames, warmupBlockMedians: warm.blockMedians });
 
   process.on('message', (m: ToWorker) => {
     try {
@@ -123,6 +137,7 @@ async function main(): Promise<void> {
           peakRssMB: Math.round(usage.maxRSS / 1024),
           tensorsGrowth: tf.memory().numTensors - tensors,
           cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
+          threadsStatus: threadsStatus() ?? null,
         };
         head.dispose();
         extractor.dispose();

@@ -4,6 +4,7 @@ import { BackendSchema, type Config, PreprocessSchema } from '../config/schema';
 import { type BackendInfo, initBackend } from '../agent/backend/wasm';
 import type { Extractor } from '../agent/extractors/extractor';
 import { loadExtractor } from '../agent/extractors/load';
+import { userWeightCacheDir } from '../agent/extractors/weight-cache';
 import { DEMO_HEAD_PATH, readHeadFile } from '../protocol/head/files';
 import { initImageCodecs } from '../agent/image';
 import type { HeadFile } from '../protocol/head/format';
@@ -51,6 +52,7 @@ export async function openExtractor(choice: RuntimeChoice): Promise<{ backend: B
   let bar: ReturnType<typeof progressBar> | undefined;
   const extractor = await loadExtractor({
     ref: choice.extractorRef,
+    weightCacheDir: userWeightCacheDir(), // per user, not ./state: CLI commands run from any folder
     onProgress: (done, total) => {
       bar ??= progressBar('download', total ?? 0, process.stderr.isTTY === true);
       bar.update(done);

@@ -38,7 +38,7 @@ export const BackendSchema = section(
     threads: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
       default: 'auto',
       description:
-        'WASM worker threads: a count (1 = single-threaded), or "auto" = one fewer than the CPUs, at least 1, at most 4 (2 CPUs -> 1, a Pi 4 -> 3): a pool thread sharing its core with other work slows every frame (docs/threads.md).',
+        'WASM worker threads: a fixed count (1 = single-threaded), or "auto": a pool of 2 threads on 2-3 CPUs, one fewer than the CPUs beyond (a Pi 4: 3, at most 4), and each frame runs on the pool or on 1 thread, whichever the agent measures faster now (a pool thread that shares its core with other work slows every frame): docs/threads.md.',
     }),
   },
   'Inference backend.',

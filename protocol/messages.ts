@@ -16,6 +16,9 @@ export const BackendSummarySchema = Type.Object({
   simd: Type.Boolean(),
   threads: Type.Integer({ minimum: 1 }),
   threadsNote: Type.Optional(Type.String({ description: 'why fewer threads than asked for run' })),
+  threadsPolicy: Type.Optional(Type.Literal('adaptive', { description: 'threads auto: frames move between 1 thread and threadsMax as measured (docs/threads.md)' })),
+  threadsMax: Type.Optional(Type.Integer({ minimum: 1, description: 'the pool: the most threads frames can run with' })),
+  threadsReason: Type.Optional(Type.String({ description: 'the last decision of the adaptive policy, with the medians it compared' })),
 });
 export type BackendSummary = Static<typeof BackendSummarySchema>;
 

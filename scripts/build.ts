@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { GLUE_MAIN, GLUE_WORKER } from '../agent/backend/node-pthreads';
 import { buildWebAssets, WEB_ASSETS_DIR, writeWebAssets } from '../operator/fleet/web/build';
 
@@ -35,9 +35,13 @@ async function main(): Promise<void> {
     external: ['esbuild'],
     // node-fetch (tfjs-core) never uses whatwg-url on Node >= 10: a shim saves its 0.3 MB of Unicode tables.
     alias: { 'whatwg-url': path.join(root, 'scripts', 'shims', 'whatwg-url.cjs') },
+    plugins: [keepSideEffects(['@tensorflow/tfjs-backend-cpu'])],
     metafile: true,
     logLevel: 'warning',
   });
+  // A warning here has meant a broken bundle (a dropped import: `--backend cpu` failed with "Backend name 'cpu' not
+  // found in registry" from dist/ only), so the build fails rather than ship one.
+  if (result.warnings.length > 0) throw new Error(`esbuild: ${result.warnings.length} warning(s), see above`);
   fs.chmodSync(path.join(dist, 'edgehead.cjs'), 0o755);
   const wasmSrc = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   fs.mkdirSync(path.join(dist, 'wasm'));
@@ -64,6 +68,27 @@ async function main(): Promise<void> {
   for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${k.padEnd(34)} ${mb(v)}`);
   for (const part of ['wasm', 'models', 'assets', WEB_ASSETS_DIR]) console.log(`dist/${part}/`.padEnd(19) + mb(size(path.join(dist, part))));
   writeManifest();
+}
+
+/**
+ * Bare `import 'pkg'` of these packages is kept for its side effects. tfjs-backend-cpu registers the 'cpu' backend
+ * and its kernels when loaded, and its package.json "sideEffects" lists only its ESM files (dist/index.js, ...), not
+ * the CommonJS "main" (dist/tf-backend-cpu.node.js) that esbuild picks for platform 'node', so esbuild would drop the
+ * import. The package resolves as usual (the same file as from source); only the side-effects flag is overridden.
+ */
+function keepSideEffects(packages: string[]): Plugin {
+  const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const filter = new RegExp(`^(${packages.map(escape).join('|')})$`);
+  return {
+    name: 'keep-side-effects',
+    setup(b) {
+      b.onResolve({ filter }, async ({ path: spec, pluginData, ...args }) => {
+        if (pluginData === 'keep-side-effects') return undefined;
+        const r = await b.resolve(spec, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'keep-side-effects' });
+        return r.errors.length > 0 ? { errors: r.errors } : { path: r.path, external: r.external, namespace: r.namespace, sideEffects: true };
+      });
+    },
+  };
 }
 
 /** dist/manifest.json: version, git commit, and every file's size and sha256 (update.sh and the tests verify it). */

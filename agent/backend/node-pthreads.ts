@@ -18,16 +18,20 @@
  *   2. inside each worker, make URL.createObjectURL(the main-script Blob) return the path of wasm-out's stand-alone
  *      main script, which the worker's own importScripts() polyfill reads and evals;
  *   3. make os.cpus() report 2 x the wanted count, so the clamp in 3. equals the wanted count;
- *   4. subclass worker_threads.Worker to keep a handle on every worker spawned, so that a failed start can
- *      terminate them (otherwise they keep the process alive), and to turn a worker's 'error' during the start into a
- *      failed start (the glue's own listener rethrows it, which would crash the process).
+ *   4. replace worker_threads.Worker with a *lazy* worker (LazyWorker below): Emscripten pre-spawns 8 workers
+ *      whatever the pool size and waits until each has loaded the module, but a pool of n threads runs n - 1 of
+ *      them. A lazy worker answers the 'load' at once and starts a real thread only when it is given a pthread to run
+ *      (then sends it the saved 'load' first). The real ones are tracked, so that a failed start can terminate them
+ *      (otherwise they keep the process alive), and a worker's 'error' during the start becomes a failed start (the
+ *      glue's own listener rethrows it, which would crash the process).
  * Everything is restored when setBackend settles. Afterwards settleWorkers() unrefs the pool's running workers
  * (Emscripten ref()s a worker while it runs a pthread, and XNNPACK's threads run forever, so the process would never
- * exit) and terminates the idle pre-spawned ones (Emscripten starts 8 whatever the count; ~8 MB each).
+ * exit) and drops the idle ones (never started).
  * test/unit/backend-pin.test.ts checks every tfjs internal named here.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -168,7 +172,7 @@ export async function withNodePthreads<T>(
   let failStart: (e: Error) => void = () => {};
   const workerFailed = new Promise<never>((_, reject) => (failStart = reject));
   workerFailed.catch(() => {}); // observed through the race below
-  wt.Worker = class TrackedWorker extends saved.Worker {
+  class TrackedWorker extends saved.Worker {
     constructor(...args: ConstructorParameters<typeof Worker>) {
       super(...args);
       spawned.push(this);
@@ -180,7 +184,19 @@ export async function withNodePthreads<T>(
       }
       return super.emit(event, ...args);
     }
-  };
+  }
+  // Emscripten creates all its workers first, then loads them, and starts a pthread on the last one created
+  // (unusedWorkers.pop()): the last `threads - 1` are the pool's, so they start at once (a worker that cannot start
+  // fails the start here, while the main thread still listens); the others stay lazy.
+  const created: LazyWorker[] = [];
+  wt.Worker = function LazyPthreadWorker(...args: ConstructorParameters<typeof Worker>) {
+    const w: LazyWorker = new LazyWorker(
+      () => new TrackedWorker(...args),
+      () => created.indexOf(w) >= created.length - (threads - 1),
+    );
+    created.push(w);
+    return w;
+  } as unknown as typeof Worker;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -203,6 +219,85 @@ export async function withNodePthreads<T>(
       // The glue set it; leave the real class there, as the glue itself would have.
       g.Worker = saved.hadGlobalWorker ? saved.globalWorker : saved.Worker;
     }
+  }
+}
+
+/**
+ * What Emscripten sees as a pthread worker, without a thread until one is needed. Emscripten (main thread) does, per
+ * worker: on('message'|'error'|'detachedExit'), postMessage({cmd: 'load', wasmModule, wasmMemory, ...}), waits for
+ * {cmd: 'loaded'}, unref(); later, to start a pthread, postMessage({cmd: 'run', ...}) (possibly while the main thread
+ * busy-waits for the thread: XNNPACK's pool creation does). So, unless `eager()` says this worker will run a pthread
+ * (then it is a plain worker from its 'load' on), 'load' is kept and answered with 'loaded' at once; the first other
+ * message starts the real worker synchronously and sends it the kept 'load', then the message (a Node worker queues
+ * messages until it runs, in order). That real worker's own 'loaded' is not passed on (Emscripten had one already);
+ * everything else is. terminate() of a worker never started costs nothing.
+ */
+export class LazyWorker extends EventEmitter {
+  private real: Worker | undefined;
+  private load: unknown;
+  private refed = true;
+
+  constructor(
+    private readonly start: () => Worker,
+    private readonly eager: () => boolean = () => false,
+  ) {
+    super();
+  }
+
+  /** Whether a real thread was started. */
+  get started(): boolean {
+    return this.real !== undefined;
+  }
+
+  /** The real worker's (-1 when none was started, as for a worker that has ended). */
+  get threadId(): number {
+    return this.real?.threadId ?? -1;
+  }
+
+  postMessage(message: unknown, transfer?: Parameters<Worker['postMessage']>[1]): void {
+    if (!this.real && (message as { cmd?: string } | null)?.cmd === 'load') {
+      if (this.eager()) {
+        this.ensureStarted(true).postMessage(message, transfer);
+        return;
+      }
+      this.load = message;
+      setImmediate(() => this.emit('message', { cmd: 'loaded' }));
+      return;
+    }
+    const real = this.ensureStarted(false);
+    real.postMessage(message, transfer);
+  }
+
+  private ensureStarted(passLoaded: boolean): Worker {
+    if (this.real) return this.real;
+    const real = this.start();
+    this.real = real;
+    let loadedSeen = passLoaded;
+    real.on('message', (m: unknown) => {
+      if (!loadedSeen && (m as { cmd?: string } | null)?.cmd === 'loaded') {
+        loadedSeen = true;
+        return;
+      }
+      this.emit('message', m);
+    });
+    for (const ev of ['error', 'exit', 'detachedExit', 'online', 'messageerror']) real.on(ev, (...a: unknown[]) => this.emit(ev, ...a));
+    if (!this.refed) real.unref();
+    if (this.load !== undefined) real.postMessage(this.load);
+    return real;
+  }
+
+  ref(): void {
+    this.refed = true;
+    this.real?.ref();
+  }
+
+  unref(): void {
+    this.refed = false;
+    this.real?.unref();
+  }
+
+  terminate(): Promise<number> {
+    return this.real ? this.real.terminate() : Promise.resolve(0);
   }
 }
 

@@ -21,21 +21,31 @@ export function cpuCount(): number {
 }
 
 /**
- * The 'auto' policy: one core fewer than the machine has, at least 1, at most AUTO_MAX_THREADS
- * (1 CPU -> 1, 2 -> 1, 3 -> 2, 4 (Pi 4) -> 3, 8 -> 4).
+ * The static 'auto' choice, used when the thread count cannot change at run time (see autoPoolThreads): one core
+ * fewer than the machine has, at least 1, at most AUTO_MAX_THREADS (1 CPU -> 1, 2 -> 1, 3 -> 2, 4 (Pi 4) -> 3, 8 -> 4).
  * Why not every core: XNNPACK ends each of the dozens of parallel ops of a MobileNetV2 frame with a barrier, so a pool
- * thread that loses its core to another process stalls the whole frame. Measured on 2 cores (docs/threads.md), 2
- * threads are 1.65-1.73x faster than 1 on an idle machine but slower than 1 as soon as one other process keeps a core
- * busy. Keeping a core free for the rest of the board (camera capture, MQTT, the OS) keeps the pool's threads on
- * cores of their own under that usual load. A board whose every core is busy is better off with `threads: 1`.
+ * thread that loses its core to another process stalls the whole frame (docs/threads.md).
  */
 export function autoThreads(cpus: number): number {
   return Math.max(1, Math.min(Math.floor(cpus) - 1, AUTO_MAX_THREADS));
 }
 
+/**
+ * The pool 'auto' starts when it can switch at run time (adaptive-threads.ts): frames then run on the whole pool or
+ * on 1 thread, whichever the measured latencies say is faster. 1 CPU -> 1 (nothing to adapt), 2 -> 2, 3 -> 2,
+ * 4 -> 3, 8 -> 4: beyond two cores one is still left to the rest of the board, so that the pool's threads usually
+ * have cores of their own; the switch to 1 thread covers the times they do not.
+ */
+export function autoPoolThreads(cpus: number): number {
+  const n = Math.floor(cpus);
+  return n < 2 ? 1 : Math.max(2, autoThreads(n));
+}
+
 export interface ThreadPlan {
   /** Threads to start (1 = the single-threaded SIMD build, no workers). */
   count: number;
+  /** 'auto' with more than one thread: the count may drop to 1 and come back at run time (adaptive-threads.ts). */
+  adaptive?: boolean;
   /** Why fewer than asked, if so. */
   note?: string;
 }
@@ -43,10 +53,11 @@ export interface ThreadPlan {
 /** `backend.threads` ('auto' | N) -> the count to start, clamped to what tfjs can do. */
 export function planThreads(requested: 'auto' | number, cpus: number): ThreadPlan {
   if (requested === 'auto') {
-    const count = autoThreads(cpus);
-    if (count >= cpus) return { count };
+    const count = autoPoolThreads(cpus);
+    if (count === 1) return { count };
+    if (count >= cpus) return { count, adaptive: true };
     const why = cpus - 1 > AUTO_MAX_THREADS ? `at most ${AUTO_MAX_THREADS}` : 'one is left to other work';
-    return { count, note: `auto: ${count} of ${cpus} CPUs, ${why}` };
+    return { count, adaptive: true, note: `auto: ${count} of ${cpus} CPUs, ${why}` };
   }
   const n = Math.max(1, Math.floor(requested));
   if (n > TFJS_MAX_THREADS) {

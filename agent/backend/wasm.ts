@@ -25,7 +25,9 @@ import {
   type ThreadedGlue,
   withNodePthreads,
 } from './node-pthreads';
-import { cpuCount, planThreads, threadSupportProblem } from './threads';
+import { AdaptiveThreads, adaptiveThreads, setAdaptiveThreads, type ThreadsStatus } from './adaptive-threads';
+import { locatePoolSwitch, type PoolModule } from './pool-switch';
+import { autoThreads, cpuCount, planThreads, threadSupportProblem } from './threads';
 
 const log = createLogger('backend');
 
@@ -42,6 +44,8 @@ export interface BackendInfo {
   simd: boolean;
   /** Threads of the WASM module's XNNPACK pool, as the module reports it (get_threads_count; 1 = single-threaded). */
   threads: number;
+  /** 'adaptive': `auto` switches frames between this pool and 1 thread at run time (threadsStatus() says which now). */
+  threadsPolicy: 'fixed' | 'adaptive';
   /** Why fewer threads than requested (or, for 'auto', than CPUs) are used, if so. */
   threadsNote?: string;
   wasmBinary?: string;
@@ -100,7 +104,7 @@ export async function initBackend(opts: BackendOptions = { backend: 'wasm', thre
   if (opts.backend === 'cpu') {
     await tf.setBackend('cpu');
     await tf.ready();
-    active = { ...base, backend: 'cpu', simd: false, threads: 1 };
+    active = { ...base, backend: 'cpu', simd: false, threads: 1, threadsPolicy: 'fixed' };
     return active;
   }
   if (wasmInfo) {
@@ -119,40 +123,47 @@ export async function initBackend(opts: BackendOptions = { backend: 'wasm', thre
   return active;
 }
 
-async function startWasm(requested: 'auto' | number, base: Omit<BackendInfo, 'backend' | 'simd' | 'threads'>): Promise<BackendInfo> {
+async function startWasm(requested: 'auto' | number, base: Omit<BackendInfo, 'backend' | 'simd' | 'threads' | 'threadsPolicy'>): Promise<BackendInfo> {
   const wasmDir = findWasmDir();
   setWasmPaths(wasmDir + path.sep);
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
   const plan = planThreads(requested, base.cpus);
   let threadsNote = plan.note;
   let threaded = false;
+  let adaptive = false;
   if (plan.count > 1) {
-    const why = simd ? await startThreaded(wasmDir, plan.count) : 'tfjs has no threaded build without WASM SIMD';
-    if (why === undefined) threaded = true;
-    else threadsNote = `${why}; running single-threaded`;
+    const started = simd ? await startThreaded(wasmDir, plan.count, plan.adaptive === true, base.cpus) : 'tfjs has no threaded build without WASM SIMD';
+    if (typeof started === 'string') threadsNote = `${started}; running single-threaded`;
+    else {
+      threaded = true;
+      adaptive = started.adaptive;
+      if (started.note) threadsNote = started.note;
+    }
   }
   if (!threaded) {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     setThreadsCount(1);
     await setBackendOrThrow();
   }
-  const threads = actualThreads();
+  const threads = adaptive ? plan.count : actualThreads();
   if (!threadsNote && threads < plan.count) threadsNote = `tfjs started ${threads} of ${plan.count} threads`;
   const binary = simd ? (threaded ? WASM_FILES[2] : WASM_FILES[1]) : WASM_FILES[0];
   // A failed threaded start costs performance: say so (doctor, the birth message and telemetry carry the note too).
   if (plan.count > 1 && !threaded) log.warn(`WASM threads: ${threadsNote}`);
   log.debug(`WASM backend: ${binary}, ${threads} thread(s)${threadsNote ? ` (${threadsNote})` : ''}`);
-  return { ...base, backend: 'wasm', simd, threads, ...(threadsNote ? { threadsNote } : {}), wasmBinary: binary, wasmDir };
+  return { ...base, backend: 'wasm', simd, threads, threadsPolicy: adaptive ? 'adaptive' : 'fixed', ...(threadsNote ? { threadsNote } : {}), wasmBinary: binary, wasmDir };
 }
 
 /** Longest a threaded start may take before we give up and run single-threaded (a Pi 3 needs about 2 s). */
 const THREADED_START_TIMEOUT_MS = 60_000;
 
 /**
- * Tries the threaded-SIMD build with `threads` threads (see node-pthreads.ts). Resolves to undefined on success, or to
- * the reason it could not; in that case nothing is left running and the caller starts the single-threaded build.
+ * Tries the threaded-SIMD build with `threads` threads (see node-pthreads.ts). Resolves to what started, or to the
+ * reason it could not; in that case nothing is left running and the caller starts the single-threaded build.
+ * `adaptive`: also find the pool switch (pool-switch.ts) and install the run-time policy; without a switch, fall back
+ * to the static 'auto' count (threads.ts autoThreads) while the spare pre-spawned workers still exist.
  */
-async function startThreaded(wasmDir: string, threads: number): Promise<string | undefined> {
+async function startThreaded(wasmDir: string, threads: number, adaptive: boolean, cpus: number): Promise<{ adaptive: boolean; note?: string } | string> {
   const problem = threadSupportProblem();
   if (problem) return problem;
   let glue: ThreadedGlue;
@@ -168,12 +179,35 @@ async function startThreaded(wasmDir: string, threads: number): Promise<string |
   setThreadsCount(threads);
   try {
     const { spawned } = await withNodePthreads(glue, threads, setBackendOrThrow, THREADED_START_TIMEOUT_MS);
+    let started: { adaptive: boolean; note?: string } = { adaptive: false };
+    if (adaptive) started = startAdaptive(wasmModule() as unknown as PoolModule, cpus);
     const running = settleWorkers(wasmModule() as unknown as PthreadModule);
     log.debug(`WASM threads: ${spawned.length} workers spawned, ${running} kept for XNNPACK's pool`);
-    return undefined;
+    return started;
   } catch (e) {
     return `the threaded WASM build failed to start (${(e as { message?: string }).message ?? e})`;
   }
+}
+
+/** Installs the adaptive policy on the started pool, or sets the static 'auto' count when the switch is not found. */
+function startAdaptive(m: PoolModule, cpus: number): { adaptive: boolean; note?: string } {
+  const pool = locatePoolSwitch(m);
+  if (typeof pool !== 'string') {
+    setAdaptiveThreads(new AdaptiveThreads(pool));
+    return { adaptive: true };
+  }
+  const fixed = autoThreads(cpus);
+  if (fixed !== m.tfjs.getThreadsCount()) m.tfjs.initWithThreadsCount(fixed);
+  log.warn(`WASM threads: no run-time switch (${pool}); auto runs a fixed ${fixed} thread(s)`);
+  return { adaptive: false, note: `auto without a run-time switch (${pool}): fixed ${fixed} of ${cpus} CPUs` };
+}
+
+/** The thread count frames run with now, and why (`auto`: the last decision of the run-time policy). */
+export function threadsStatus(): ThreadsStatus | undefined {
+  const info = active;
+  if (!info) return undefined;
+  const a = info.backend === 'wasm' ? adaptiveThreads() : undefined;
+  return a ? a.status() : { policy: 'fixed', threads: info.threads, max: info.threads };
 }
 
 async function setBackendOrThrow(): Promise<void> {

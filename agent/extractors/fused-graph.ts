@@ -13,8 +13,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type AttrValue, attrInt, attrInts, attrString, attrStrings, type GraphNode, inputNodeName } from './graph-def';
-import { type ModelFolder, toArtifacts } from './model-files';
+import { WeightDecoder } from './decode-weights';
+import type { ModelFolder } from './model-files';
 import { type Retention, type Step, type StepExecutor, stepExecutor } from './step-runner';
+import type { CachedDtype, WeightSource } from './weight-cache';
 
 export class GraphUnsupported extends Error {
   constructor(message: string) {
@@ -67,8 +69,12 @@ const BINARY: Record<string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor> = {
   Minimum: tf.minimum,
 };
 
-/** Builds the executor; throws GraphUnsupported for graphs it does not cover. */
-export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: string; retention?: Retention } = {}): FusedGraphModel {
+/**
+ * Builds the executor; throws GraphUnsupported for graphs it does not cover. The constants it binds come from
+ * `source` (weight-cache.ts) if given, else are decoded from the model files (decode-weights.ts: only those the
+ * output depends on).
+ */
+export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: string; retention?: Retention; source?: WeightSource } = {}): FusedGraphModel {
   const nodes = (folder.json.modelTopology as { node?: GraphNode[] } | undefined)?.node;
   if (!Array.isArray(nodes)) throw new GraphUnsupported('model.json has no graph nodes');
   const byName = new Map(nodes.map((n) => [n.name, n]));
@@ -80,19 +86,16 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
   const placeholders = needed.filter((n) => n.op === 'Placeholder');
   if (placeholders.length !== 1) throw new GraphUnsupported(`the output depends on ${placeholders.length} inputs (1 supported)`);
 
-  const artifacts = toArtifacts(folder);
-  const weights = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!);
-  const used = new Set<string>();
+  const constants = new Constants(folder, opts.source);
   let steps: Step[];
   let alias: Map<string, string>;
   try {
-    ({ steps, alias } = plan(ops, byName, weights, used));
+    ({ steps, alias } = plan(ops, byName, (name) => constants.get(name)));
   } catch (e) {
-    tf.dispose(Object.values(weights));
+    constants.dispose();
     throw e;
   }
-  for (const [name, t] of Object.entries(weights)) if (!used.has(name)) t.dispose(); // weights of pruned nodes
-  const kept = [...used].map((n) => weights[n]!);
+  const kept = constants.bound();
   const input = placeholders[0]!.name;
   return {
     input,
@@ -100,6 +103,40 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
     summary: { nodes: ops.length, steps: steps.length },
     ...stepExecutor(steps, input, alias.get(output) ?? output, kept, opts.retention),
   };
+}
+
+/** The graph's constants by node name: bound from the weight source, else decoded from the model's weights. */
+class Constants {
+  private readonly byName = new Map<string, tf.Tensor>();
+  private readonly decoder: WeightDecoder;
+
+  constructor(
+    folder: ModelFolder,
+    private readonly source: WeightSource | undefined,
+  ) {
+    this.decoder = new WeightDecoder(folder.weightData, folder.json.weightsManifest.flatMap((g) => g.weights));
+  }
+
+  get(name: string): tf.Tensor {
+    const done = this.byName.get(name);
+    if (done) return done;
+    const spec = this.decoder.spec(name);
+    if (!spec) throw new GraphUnsupported(`constant ${name} has no weight entry`);
+    const decode = () => this.decoder.tensor(name);
+    const cacheable = spec.dtype === 'float32' || spec.dtype === 'int32';
+    const t = this.source && cacheable ? this.source.tensor(name, spec.shape, spec.dtype as CachedDtype, decode) : decode();
+    this.byName.set(name, t);
+    return t;
+  }
+
+  /** Every constant bound (each decoded once; the weights of pruned nodes never are). */
+  bound(): tf.Tensor[] {
+    return [...this.byName.values()];
+  }
+
+  dispose(): void {
+    tf.dispose(this.bound());
+  }
 }
 
 /** The model's output when none is named: the signature's only output, else the only node nobody reads. */
@@ -141,22 +178,11 @@ function order(output: string, byName: Map<string, GraphNode>): GraphNode[] {
   return out;
 }
 
-function plan(
-  ordered: GraphNode[],
-  byName: Map<string, GraphNode>,
-  weights: tf.NamedTensorMap,
-  used: Set<string>,
-): { steps: Step[]; alias: Map<string, string> } {
+function plan(ordered: GraphNode[], byName: Map<string, GraphNode>, weight: (name: string) => tf.Tensor): { steps: Step[]; alias: Map<string, string> } {
   const steps: Step[] = [];
   const alias = new Map<string, string>();
   const resolve = (name: string) => alias.get(name) ?? name;
-  const constant = (name: string): tf.Tensor | undefined => {
-    if (byName.get(name)?.op !== 'Const') return undefined;
-    const t = weights[name];
-    if (!t) throw new GraphUnsupported(`constant ${name} has no weight entry`);
-    used.add(name);
-    return t;
-  };
+  const constant = (name: string): tf.Tensor | undefined => (byName.get(name)?.op === 'Const' ? weight(name) : undefined);
   for (const node of ordered) {
     const a = node.attr ?? {};
     const refs = (node.input ?? []).filter((i) => !i.startsWith('^'));

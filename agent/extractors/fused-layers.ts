@@ -12,6 +12,7 @@
  * and the caller runs it through tfjs-layers instead. See docs/fusion.md.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { io } from '@tensorflow/tfjs-core';
 import {
   channelsLast,
   type KerasGraph,
@@ -23,9 +24,11 @@ import {
   paddingMode,
   parseKerasTopology,
 } from './keras-graph';
-import { type Activation, activationOf, foldBatchNorm, type Pads, padsEqual, padsZero, reluLayer, samePads } from './keras-ops';
-import { type ModelFolder, toArtifacts } from './model-files';
+import { type Activation, activationOf, type BatchNormParams, foldBatchNorm, type Pads, padsEqual, padsZero, reluLayer, samePads } from './keras-ops';
+import { WeightDecoder } from './decode-weights';
+import type { ModelFolder } from './model-files';
 import { type Retention, type Step, type StepExecutor, stepExecutor } from './step-runner';
+import type { WeightSource } from './weight-cache';
 
 export interface FusionSummary {
   /** Keras layers the output depends on (InputLayer excluded). */
@@ -46,15 +49,18 @@ export interface FusedLayersModel extends StepExecutor {
   readonly summary: FusionSummary;
 }
 
-/** Builds the executor; throws KerasUnsupported for models it does not cover. */
-export function buildFusedLayersModel(folder: ModelFolder, opts: { retention?: Retention } = {}): FusedLayersModel {
+/**
+ * Builds the executor; throws KerasUnsupported for models it does not cover. The tensors it keeps (folded kernels and
+ * biases, dense weights, unfolded BatchNorm parameters) come from `source` (weight-cache.ts): computed from the model
+ * files by default (decode-weights.ts), which are then decoded only as far as some tensor has to be computed.
+ */
+export function buildFusedLayersModel(folder: ModelFolder, opts: { retention?: Retention; source?: WeightSource } = {}): FusedLayersModel {
   const graph = parseKerasTopology(folder.json.modelTopology);
-  const artifacts = toArtifacts(folder);
   const kept: tf.Tensor[] = [];
   let built: { steps: Step[]; output: string; summary: FusionSummary } | undefined;
   try {
     tf.tidy(() => {
-      const weights = new Weights(tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!), kept);
+      const weights = new Weights({ weightData: folder.weightData, weightSpecs: folder.json.weightsManifest.flatMap((g) => g.weights) }, opts.source ?? COMPUTE, kept);
       built = new Planner(graph, weights).plan();
     });
   } catch (e) {
@@ -65,39 +71,59 @@ export function buildFusedLayersModel(folder: ModelFolder, opts: { retention?: R
   return { inputShape: graph.inputShape, summary, ...stepExecutor(steps, graph.input, output, kept, opts.retention) };
 }
 
-/** The decoded (dequantized float32) weights by Keras name, e.g. "Conv1/kernel". */
+const COMPUTE: WeightSource = { tensor: (_key, _shape, _dtype, make) => make() };
+
+/**
+ * The model's weights by Keras name, e.g. "Conv1/kernel": their manifest entries (shapes, for planning) and, decoded
+ * on first use, their dequantized float32 values.
+ */
 class Weights {
-  private readonly byName = new Map<string, tf.Tensor>();
+  /** Keras name ("Conv1/kernel") -> manifest name ("Conv1/kernel" or "Conv1/kernel:0"). */
+  private readonly names = new Map<string, string>();
+  private readonly decoder: WeightDecoder;
 
   constructor(
-    map: tf.NamedTensorMap,
+    artifacts: { weightData: Uint8Array; weightSpecs: io.WeightsManifestEntry[] },
+    private readonly source: WeightSource,
     private readonly kept: tf.Tensor[],
   ) {
-    for (const [name, t] of Object.entries(map)) this.byName.set(name.replace(/:0$/, ''), t);
+    this.decoder = new WeightDecoder(artifacts.weightData, artifacts.weightSpecs);
+    for (const name of this.decoder.names()) this.names.set(name.replace(/:0$/, ''), name);
   }
 
-  find(layer: string, param: string): tf.Tensor | undefined {
-    const exact = this.byName.get(`${layer}/${param}`);
+  private name(layer: string, param: string): string | undefined {
+    const exact = this.names.get(`${layer}/${param}`);
     if (exact) return exact;
     // Some converters prefix the model name ("model/Conv1/kernel").
     const suffix = `/${layer}/${param}`;
-    const hits = [...this.byName.keys()].filter((k) => k.endsWith(suffix));
-    return hits.length === 1 ? this.byName.get(hits[0]!) : undefined;
+    const hits = [...this.names.keys()].filter((k) => k.endsWith(suffix));
+    return hits.length === 1 ? this.names.get(hits[0]!) : undefined;
   }
 
+  /** The shape of a float32 weight, without decoding anything. */
+  shape(layer: string, param: string): number[] {
+    const name = this.name(layer, param);
+    if (!name) throw new KerasUnsupported(`weight ${layer}/${param} not found`);
+    const spec = this.decoder.spec(name)!;
+    if (spec.dtype !== 'float32') throw new KerasUnsupported(`weight ${layer}/${param} is ${spec.dtype}`);
+    return spec.shape;
+  }
+
+  /** The decoded weight (a tensor of the build's tf.tidy scope). */
   get(layer: string, param: string): tf.Tensor {
-    const t = this.find(layer, param);
-    if (!t) throw new KerasUnsupported(`weight ${layer}/${param} not found`);
-    if (t.dtype !== 'float32') throw new KerasUnsupported(`weight ${layer}/${param} is ${t.dtype}`);
-    return t;
+    this.shape(layer, param);
+    return this.decoder.tensor(this.name(layer, param)!);
   }
 
+  /** The decoded values, read only (not a copy). */
   data(layer: string, param: string): Float32Array {
-    return this.get(layer, param).dataSync() as Float32Array;
+    this.shape(layer, param);
+    return this.decoder.values(this.name(layer, param)!) as Float32Array;
   }
 
-  /** A tensor that outlives the build (freed by the model's dispose()). */
-  keep<T extends tf.Tensor>(t: T): T {
+  /** A float32 tensor that outlives the build (freed by the model's dispose()): from the source, else `make`. */
+  keep(key: string, shape: number[], make: () => tf.Tensor): tf.Tensor {
+    const t = this.source.tensor(key, shape, 'float32', make);
     this.kept.push(tf.keep(t));
     return t;
   }
@@ -239,31 +265,40 @@ class Planner {
     if (strides.some((s) => s !== 1) && dilations.some((d) => d !== 1)) {
       throw new KerasUnsupported(`${node.name}: strides ${strides} with dilation ${dilations}`);
     }
-    const kernelT = this.weights.get(node.name, depthwise ? 'depthwise_kernel' : 'kernel');
-    const shape = kernelT.shape as [number, number, number, number];
+    const kernelParam = depthwise ? 'depthwise_kernel' : 'kernel';
+    const shape = this.weights.shape(node.name, kernelParam) as [number, number, number, number];
     if (shape.length !== 4 || shape[0] !== kernelSize[0] || shape[1] !== kernelSize[1]) {
       throw new KerasUnsupported(`${node.name}: kernel shape [${shape}] for kernel_size [${kernelSize}]`);
     }
     if (depthwise && shape[3] !== num(node, 'depth_multiplier', 1)) throw new KerasUnsupported(`${node.name}: kernel shape [${shape}]`);
     const outChannels = depthwise ? shape[2] * shape[3] : shape[3];
-    let kernel = kernelT.dataSync() as Float32Array;
-    let bias = c.use_bias === false ? undefined : this.weights.data(node.name, 'bias');
+    const withBias = c.use_bias !== false;
+    if (withBias) this.weights.shape(node.name, 'bias');
     const own = activationOf(node);
     let last = node.name;
 
     const bn = this.soleConsumer(node.name);
-    if (own.fused === 'linear' && bn?.className === 'BatchNormalization' && bn.inputs.length === 1 && bnAxis(bn) === 'last') {
-      ({ kernel, bias } = foldBatchNorm(kernel, bias, this.batchNormParams(bn), outChannels));
-      this.absorbed.add(bn.name);
+    const fold = own.fused === 'linear' && bn?.className === 'BatchNormalization' && bn.inputs.length === 1 && bnAxis(bn) === 'last' ? bn : undefined;
+    if (fold) {
+      this.batchNormShapes(fold, outChannels);
+      this.absorbed.add(fold.name);
       this.summary.foldedBatchNorms++;
-      last = bn.name;
+      last = fold.name;
     }
     const { act, out } = this.trailingActivation(own, last);
     const activation = act.fused ?? 'linear';
     const post = act.fused ? undefined : act.apply;
 
-    const filter = this.weights.keep(tf.tensor4d(kernel, shape));
-    const biasT = bias ? this.weights.keep(tf.tensor1d(bias)) : undefined;
+    // Computed (decoded, folded) only when the weight source has no copy of them.
+    let values: { kernel: Float32Array; bias?: Float32Array } | undefined;
+    const compute = () => {
+      if (values) return values;
+      const kernel = this.weights.data(node.name, kernelParam);
+      const bias = withBias ? this.weights.data(node.name, 'bias') : undefined;
+      return (values = fold ? foldBatchNorm(kernel, bias, this.batchNormParams(fold), outChannels) : { kernel, bias });
+    };
+    const filter = this.weights.keep(`${node.name}/kernel`, shape, () => tf.tensor4d(compute().kernel, shape)) as tf.Tensor4D;
+    const biasT = fold || withBias ? this.weights.keep(`${node.name}/bias`, [outChannels], () => tf.tensor1d(compute().bias!)) : undefined;
     const padNode = this.padFor.get(node.name);
     const prePads = padNode ? padding2d(padNode.config.padding) : undefined;
     if (padNode) {
@@ -289,15 +324,16 @@ class Planner {
   }
 
   private dense(node: KerasNode): void {
-    const kernel = this.weights.get(node.name, 'kernel');
-    if (kernel.rank !== 2) throw new KerasUnsupported(`${node.name}: kernel shape [${kernel.shape}]`);
-    const [inDim, units] = kernel.shape as [number, number];
-    const b = node.config.use_bias === false ? undefined : this.weights.get(node.name, 'bias');
+    const shape = this.weights.shape(node.name, 'kernel');
+    if (shape.length !== 2) throw new KerasUnsupported(`${node.name}: kernel shape [${shape}]`);
+    const [inDim, units] = shape as [number, number];
+    const withBias = node.config.use_bias !== false;
+    const biasShape = withBias ? this.weights.shape(node.name, 'bias') : undefined;
     const { act, out } = this.trailingActivation(activationOf(node), node.name);
     const activation = act.fused ?? 'linear';
     const post = act.fused ? undefined : act.apply;
-    const w = this.weights.keep(tf.clone(kernel)) as tf.Tensor2D;
-    const bias = b ? this.weights.keep(tf.clone(b)) : undefined;
+    const w = this.weights.keep(`${node.name}/kernel`, shape, () => tf.clone(this.weights.get(node.name, 'kernel'))) as tf.Tensor2D;
+    const bias = biasShape ? this.weights.keep(`${node.name}/bias`, biasShape, () => tf.clone(this.weights.get(node.name, 'bias'))) : undefined;
     this.push(out, this.input(node), ([x]) => {
       const lead = x!.shape.slice(0, -1);
       const a = x!.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x!, [-1, inDim]) as tf.Tensor2D;
@@ -307,7 +343,7 @@ class Planner {
     });
   }
 
-  private batchNormParams(node: KerasNode): { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array; epsilon: number } {
+  private batchNormParams(node: KerasNode): BatchNormParams {
     const c = node.config;
     return {
       gamma: c.scale === false ? undefined : this.weights.data(node.name, 'gamma'),
@@ -318,16 +354,32 @@ class Planner {
     };
   }
 
+  /** The BatchNormalization parameters the layer uses, each of `channels` values (checked without decoding them). */
+  private batchNormShapes(node: KerasNode, channels?: number): { param: string; shape: number[] }[] {
+    const c = node.config;
+    const params = ['moving_mean', 'moving_variance', ...(c.scale === false ? [] : ['gamma']), ...(c.center === false ? [] : ['beta'])];
+    return params.map((param) => {
+      const shape = this.weights.shape(node.name, param);
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (channels !== undefined && n !== channels) throw new KerasUnsupported(`BatchNormalization ${param} has ${n} values for ${channels} channels`);
+      return { param, shape };
+    });
+  }
+
   /** A BatchNormalization that cannot be folded: tf.batchNorm over the last axis, as tfjs-layers runs it. */
   private batchNorm(node: KerasNode): void {
     const axis = bnAxis(node);
     if (axis === undefined) throw new KerasUnsupported(`${node.name}: BatchNormalization axis ${JSON.stringify(node.config.axis)}`);
-    const p = this.batchNormParams(node);
-    const keep = (a: Float32Array | undefined) => (a ? this.weights.keep(tf.tensor1d(a)) : undefined);
-    const [mean, variance, gamma, beta] = [keep(p.mean)!, keep(p.variance)!, keep(p.gamma), keep(p.beta)];
+    const kept = new Map<string, tf.Tensor>();
+    for (const { param, shape } of this.batchNormShapes(node)) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      kept.set(param, this.weights.keep(`${node.name}/${param}`, [n], () => tf.tensor1d(this.weights.data(node.name, param))));
+    }
+    const [mean, variance, gamma, beta] = ['moving_mean', 'moving_variance', 'gamma', 'beta'].map((p) => kept.get(p));
+    const epsilon = num(node, 'epsilon', 1e-3);
     this.push(node.name, this.input(node), ([x]) => {
       if (axis !== 'last' && axis !== x!.rank - 1) throw new KerasUnsupported(`${node.name}: BatchNormalization on axis ${axis} of a rank-${x!.rank} input`);
-      return tf.batchNorm(x!, mean, variance, beta, gamma, p.epsilon);
+      return tf.batchNorm(x!, mean!, variance!, beta, gamma, epsilon);
     });
   }
 }

@@ -40,7 +40,9 @@ export function readModelFolder(dir: string): ModelFolder {
     if (!fs.existsSync(file)) throw new EdgeheadError('MODEL_NOT_FOUND', `weight shard missing: ${file}`);
     return fs.readFileSync(file);
   });
-  const weightData = new Uint8Array(Buffer.concat(shards));
+  // One shard (the usual case) is used as read: a copy of megabytes costs start time (docs/BENCHMARKS.md, "Cold start").
+  const all = shards.length === 1 ? shards[0]! : Buffer.concat(shards);
+  const weightData = new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
   checkWeightSize(json, weightData.byteLength, dir);
   return { json, weightData };
 }
@@ -95,7 +97,8 @@ export function writeModelFolder(dir: string, json: ModelJson, weightData: Uint8
 /** tfjs ModelArtifacts for io.fromMemory(). */
 export function toArtifacts(folder: ModelFolder): io.ModelArtifacts {
   const { json, weightData } = folder;
-  const buf = weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength);
+  const whole = weightData.byteOffset === 0 && weightData.byteLength === weightData.buffer.byteLength;
+  const buf = whole ? weightData.buffer : weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength);
   return {
     modelTopology: json.modelTopology as io.ModelArtifacts['modelTopology'],
     format: json.format,

@@ -1,6 +1,7 @@
 /** Image bytes -> feature vector, timing each stage (decode, resize/scale, extract). Leaks no tensor.
  * JPEGs are decoded at the smallest DCT scale that still covers the extractor's input (see docs/preprocessing.md). */
 import type * as tf from '@tensorflow/tfjs-core';
+import { observeExtractMs } from '../backend/adaptive-threads';
 import type { Extractor } from '../extractors/extractor';
 import { decodeImage, type ResizeMode, toModelInput } from '../image';
 import { decodeTargetSize } from '../image/preprocess';
@@ -53,5 +54,6 @@ export function extractFeatures(extractor: Extractor, bytes: Uint8Array, opts: F
     input.dispose();
   }
   const t3 = performance.now();
+  observeExtractMs(t3 - t2); // backend.threads auto: the next frame may run on another thread count
   return { features, width: fileWidth, height: fileHeight, timings: { ...timings, extract: t3 - t2 } };
 }

@@ -34,7 +34,8 @@ export interface MetricsSources {
   /** The active head. */
   head: () => { id: string; version: number };
   extractor: { id: string; fingerprint: string };
-  backend: BackendSummary;
+  /** The backend now (`auto` threads change at run time). */
+  backend: () => BackendSummary;
   problems: () => Problem[];
   /** Seams for tests: default the machine's thermal zone and process.memoryUsage().rss. */
   cpuTemperatureC?: () => number | null;
@@ -99,8 +100,8 @@ export class AgentMetrics {
       },
     });
     info(registers, 'edgehead_extractor_info', 'The frozen feature extractor (always 1; labels id and fingerprint).', { id: s.extractor.id, fingerprint: s.extractor.fingerprint });
-    info(registers, 'edgehead_backend_info', 'The inference backend (always 1; labels backend and simd).', { backend: s.backend.name, simd: String(s.backend.simd) });
-    gauge(registers, 'edgehead_backend_threads', 'Threads of the inference backend (1 = single-threaded).', () => s.backend.threads);
+    info(registers, 'edgehead_backend_info', 'The inference backend (always 1; labels backend and simd).', { backend: s.backend().name, simd: String(s.backend().simd) });
+    gauge(registers, 'edgehead_backend_threads', 'Threads frames run with now (1 = single-threaded; with threads auto it moves between 1 and the pool).', () => s.backend().threads);
     info(registers, 'edgehead_agent_info', 'This agent (always 1; labels device and version).', { device: s.deviceId, version: s.version });
 
     gauge(registers, 'edgehead_mqtt_connected', '1 while connected to the MQTT broker, else 0.', () => (s.broker().connected ? 1 : 0));

@@ -5,7 +5,7 @@
  * mqtt/probe.ts); this file runs them and prints the report.
  */
 import * as path from 'node:path';
-import { initBackend } from '../../agent/backend/wasm';
+import { type BackendInfo, initBackend } from '../../agent/backend/wasm';
 import { initImageCodecs } from '../../agent/image';
 import { CATALOGUE } from '../../agent/extractors/catalogue';
 import { readModelFolder } from '../../agent/extractors/model-files';
@@ -68,7 +68,7 @@ export const doctorCommand: Command = defineCommand(DOCTOR_SPEC, async ({ values
     ['cpus', String(info.cpus)],
     ['backend', `${info.backend} (tfjs ${info.tfjsVersion})`],
     ['simd', info.simd ? 'yes' : 'no'],
-    ['threads', `${info.threads}${info.threadsNote ? ` (${info.threadsNote})` : ''}`],
+    ['threads', threadsLine(info)],
     ...(info.wasmBinary ? [['wasm binary', `${info.wasmBinary} in ${info.wasmDir}`] as [string, string]] : []),
     ['jpeg', `${codecs.jpeg}${'note' in codecs && codecs.note ? ` (${codecs.note})` : ''}`],
     ['models', models.map((m) => `${m.id}${m.installed ? '' : ' (missing)'}`).join(', ')],
@@ -109,4 +109,13 @@ export function throttledLine(p: ThrottledProbe): string {
   const { now, occurred, raw } = p.state;
   if (now.length === 0 && occurred.length === 0) return `none (${raw})`;
   return `now: ${now.join(', ') || 'none'}; since boot: ${occurred.join(', ') || 'none'} (${raw})`;
+}
+
+/** "2 (auto: ...)": the pool, and how frames use it. */
+function threadsLine(info: BackendInfo): string {
+  const notes = [
+    ...(info.threadsPolicy === 'adaptive' ? [`auto: each frame runs on 1 or ${info.threads} threads, whichever measures faster; see docs/threads.md`] : []),
+    ...(info.threadsNote ? [info.threadsNote] : []),
+  ];
+  return `${info.threads}${notes.length ? ` (${notes.join('; ')})` : ''}`;
 }

@@ -27,7 +27,7 @@ function someMetrics(): AgentMetrics {
     broker: () => ({ connected: false, reconnects: 0 }),
     head: () => ({ id: 'demo', version: 1 }),
     extractor: { id: 'x', fingerprint: 'f' },
-    backend: { name: 'cpu', simd: false, threads: 1 },
+    backend: () => ({ name: 'cpu', simd: false, threads: 1 }),
     problems: () => [],
   });
 }

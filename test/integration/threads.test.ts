@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { GLUE_MAIN, GLUE_WORKER } from '../../agent/backend/node-pthreads';
 import type { BackendInfo } from '../../agent/backend/wasm';
-import { autoThreads, cpuCount, planThreads } from '../../agent/backend/threads';
+import { autoPoolThreads, cpuCount, planThreads } from '../../agent/backend/threads';
 import { CATALOGUE } from '../../agent/extractors/catalogue';
 import { ROOT, SAMPLES, tmpDir } from '../support/cli';
 
@@ -38,7 +38,29 @@ async function main() {
     input.dispose();
     ex.dispose();
   }
-  const report = { info, moduleThreads: tf.backend().wasm.tfjs.getThreadsCount(), packageThreads: wasm.getThreadsCount(), features, executors };
+  // SWITCH: the same frames again on 1 thread through the pool switch (agent/backend/pool-switch.ts), then back.
+  const featuresAt1 = {};
+  let tensorsAfterSwitch = null;
+  if (process.env.SWITCH) {
+    const { locatePoolSwitch } = require(${JSON.stringify(path.join(ROOT, 'agent', 'backend', 'pool-switch.ts'))});
+    const sw = locatePoolSwitch(tf.backend().wasm);
+    if (typeof sw === 'string') throw new Error(sw);
+    const before = tf.memory().numTensors;
+    for (const ref of JSON.parse(process.env.EXTRACTORS)) {
+      const ex = await loadExtractor({ ref });
+      const input = toModelInput(img, { inputSize: ex.info.inputSize, valueRange: ex.info.valueRange, resize: 'squash' });
+      sw.use(1);
+      const out = ex.extract(input);
+      featuresAt1[ref] = { threads: tf.backend().wasm.tfjs.getThreadsCount(), values: Array.from(out.dataSync()) };
+      sw.use(sw.poolThreads);
+      out.dispose();
+      input.dispose();
+      ex.dispose();
+    }
+    tensorsAfterSwitch = tf.memory().numTensors - before;
+  }
+  const { threadsStatus } = require(${JSON.stringify(path.join(ROOT, 'agent', 'backend', 'wasm.ts'))});
+  const report = { info, moduleThreads: tf.backend().wasm.tfjs.getThreadsCount(), packageThreads: wasm.getThreadsCount(), features, executors, featuresAt1, tensorsAfterSwitch, status: threadsStatus() };
   process.stdout.write(JSON.stringify(report) + '\\n');
   // and return: no process.exit(), the pool's workers must not keep the process alive
 }
@@ -51,6 +73,9 @@ interface ChildReport {
   packageThreads: number;
   features: Record<string, number[]>;
   executors: Record<string, { kind: string; retention?: string }>;
+  featuresAt1: Record<string, { threads: number; values: number[] }>;
+  tensorsAfterSwitch: number | null;
+  status: { policy: string; threads: number; max: number };
 }
 
 interface ChildRun {
@@ -156,13 +181,31 @@ describe('WASM threads under Node', () => {
     assert.deepEqual(Object.values(two.report.executors).map((e) => e.kind).sort(), ['fused-graph', 'fused-layers']);
   });
 
-  test(`threads: 'auto' starts autoThreads(cpus) = ${autoThreads(cpuCount())} here, and says why if fewer than the CPUs`, async () => {
+  test(`threads: 'auto' starts a pool of autoPoolThreads(cpus) = ${autoPoolThreads(cpuCount())} here, adaptive, and says why if fewer than the CPUs`, async () => {
     const run = await runChild('auto', { extractors: [] });
     assert.equal(run.code, 0, run.stderr);
     const plan = planThreads('auto', cpuCount());
     assert.equal(run.report.info.threads, plan.count);
     assert.equal(run.report.moduleThreads, plan.count);
     assert.equal(run.report.info.threadsNote, plan.note);
+    assert.equal(run.report.info.threadsPolicy, plan.adaptive ? 'adaptive' : 'fixed');
+    assert.deepEqual(run.report.status, { policy: plan.adaptive ? 'adaptive' : 'fixed', threads: plan.count, max: plan.count }, 'no decision before any frame');
+  });
+
+  test('the pool switch: the same frame on 1 thread (one store, no new pool) gives the same features as on the pool', async () => {
+    const run = await runChild(2, { env: { SWITCH: '1' } });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.report.moduleThreads, 2, 'back on the pool after the switch');
+    for (const id of EXTRACTORS) {
+      const at1 = run.report.featuresAt1[id]!;
+      assert.equal(at1.threads, 1, `${id} ran on 1 thread`);
+      const pool = run.report.features[id]!;
+      assert.equal(at1.values.length, pool.length);
+      const diff = Math.max(...pool.map((v, i) => Math.abs(v - at1.values[i]!)));
+      assert.ok(diff <= 1e-5, `${id}: max |diff| ${diff}`);
+    }
+    assert.equal(run.report.tensorsAfterSwitch, 0, 'no tensor left behind');
+    assert.equal(run.killedByGuard, false, 'the idle pool worker does not keep the process alive');
   });
 
   test('without SharedArrayBuffer: single-threaded SIMD, and threadsNote says why', async () => {

@@ -8,10 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import {
   GLUE_MAIN,
   GLUE_WORKER,
+  LazyWorker,
   loadThreadedGlue,
   type PthreadModule,
   settleWorkers,
@@ -78,10 +79,14 @@ describe('withNodePthreads', () => {
       // what the Emscripten glue does
       (globalThis as { Worker?: unknown }).Worker = workerThreads.Worker;
       const W = (globalThis as unknown as { Worker: typeof Worker }).Worker;
-      new W('setTimeout(() => {}, 60_000)', { eval: true });
+      const ws = [0, 1, 2].map(() => new W('setTimeout(() => {}, 60_000)', { eval: true }));
+      for (const w of ws) w.postMessage({ cmd: 'load' });
+      // the last threads - 1 = 1 created is the pool's (Emscripten pops it): started at 'load'; the spares stay lazy
+      assert.deepEqual(ws.map((w) => (w as unknown as LazyWorker).started), [false, false, true]);
+      ws[0]!.postMessage({ cmd: 'run' }); // a spare given a pthread after all: started then
     });
     try {
-      assert.equal(spawned.length, 1);
+      assert.equal(spawned.length, 2);
       assert.equal((globalThis as { Worker?: unknown }).Worker, before.Worker);
     } finally {
       await Promise.all(spawned.map((w) => w.terminate()));
@@ -95,6 +100,7 @@ describe('withNodePthreads', () => {
       withNodePthreads(glue, 2, () => {
         worker = new workerThreads.Worker('throw new Error("cannot load")', { eval: true });
         worker.on('error', () => assert.fail('the error must not reach the listeners during the start'));
+        worker.postMessage({ cmd: 'run' });
         return new Promise<never>(() => {});
       }),
       /a pthread worker failed: cannot load/,
@@ -110,6 +116,7 @@ describe('withNodePthreads', () => {
         2,
         () => {
           worker = new workerThreads.Worker('setInterval(() => {}, 1000)', { eval: true });
+          worker.postMessage({ cmd: 'run' });
           return new Promise<never>(() => {});
         },
         200,
@@ -131,6 +138,40 @@ describe('withNodePthreads', () => {
     assert.equal(after.url, before.url);
     assert.equal(after.cpus, before.cpus);
     assert.equal(after.Worker, before.Worker);
+  });
+});
+
+describe('LazyWorker', () => {
+  // A worker that echoes what it receives, as the Emscripten worker answers 'load' with 'loaded'.
+  const ECHO = `const { parentPort } = require('node:worker_threads');
+    parentPort.on('message', (m) => parentPort.postMessage(m.cmd === 'load' ? { cmd: 'loaded' } : { echo: m }));`;
+
+  test("answers 'load' at once without a thread; the first other message starts one, which gets the kept 'load' first", async () => {
+    let starts = 0;
+    const w = new LazyWorker(() => {
+      starts++;
+      return new Worker(ECHO, { eval: true });
+    });
+    const got: unknown[] = [];
+    w.on('message', (m) => got.push(m));
+    w.postMessage({ cmd: 'load', wasmMemory: 'm' });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(got, [{ cmd: 'loaded' }]);
+    assert.equal(starts, 0);
+    assert.equal(w.threadId, -1);
+    w.postMessage({ cmd: 'run', pthread_ptr: 7 });
+    assert.equal(starts, 1);
+    assert.ok(w.started && w.threadId > 0);
+    await new Promise<void>((resolve) => w.on('message', () => got.length === 2 && resolve()));
+    // the real worker's own 'loaded' is not passed on (Emscripten had one already); the 'run' reached it after 'load'
+    assert.deepEqual(got, [{ cmd: 'loaded' }, { echo: { cmd: 'run', pthread_ptr: 7 } }]);
+    await w.terminate();
+    await ended(w as unknown as Worker);
+  });
+
+  test('terminate() of a worker never started costs nothing', async () => {
+    const w = new LazyWorker(() => assert.fail('must not start'));
+    assert.equal(await w.terminate(), 0);
   });
 });
 

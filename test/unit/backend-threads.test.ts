@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   AUTO_MAX_THREADS,
+  autoPoolThreads,
   autoThreads,
   cpuCount,
   currentRuntime,
@@ -13,7 +14,7 @@ import {
 } from '../../agent/backend/threads';
 
 describe("threads: 'auto'", () => {
-  test('one core fewer than the machine has, at least 1, at most AUTO_MAX_THREADS (docs/threads.md)', () => {
+  test('the static count (no run-time switch): one core fewer than the machine has, at least 1, at most AUTO_MAX_THREADS', () => {
     const cpus = [1, 2, 3, 4, 5, 6, 8, 64];
     assert.deepEqual(cpus.map(autoThreads), [1, 1, 2, 3, 4, 4, 4, 4]);
     assert.equal(AUTO_MAX_THREADS, 4);
@@ -22,11 +23,15 @@ describe("threads: 'auto'", () => {
     assert.equal(autoThreads(0), 1);
     assert.equal(autoThreads(1.5), 1);
   });
-  test('planThreads explains a count below the CPU count', () => {
+  test('the adaptive pool: 2 threads from 2 CPUs on, one core left beyond 3, at most AUTO_MAX_THREADS', () => {
+    const cpus = [1, 2, 3, 4, 5, 8, 64];
+    assert.deepEqual(cpus.map(autoPoolThreads), [1, 2, 2, 3, 4, 4, 4]);
+  });
+  test('planThreads: adaptive from 2 CPUs, and explains a pool below the CPU count', () => {
     assert.deepEqual(planThreads('auto', 1), { count: 1 });
-    assert.deepEqual(planThreads('auto', 2), { count: 1, note: 'auto: 1 of 2 CPUs, one is left to other work' });
-    assert.deepEqual(planThreads('auto', 4), { count: 3, note: 'auto: 3 of 4 CPUs, one is left to other work' });
-    assert.deepEqual(planThreads('auto', 8), { count: 4, note: 'auto: 4 of 8 CPUs, at most 4' });
+    assert.deepEqual(planThreads('auto', 2), { count: 2, adaptive: true });
+    assert.deepEqual(planThreads('auto', 4), { count: 3, adaptive: true, note: 'auto: 3 of 4 CPUs, one is left to other work' });
+    assert.deepEqual(planThreads('auto', 8), { count: 4, adaptive: true, note: 'auto: 4 of 8 CPUs, at most 4' });
   });
 });
 

@@ -45,7 +45,7 @@ function fakeSources(over: Partial<MetricsSources> = {}) {
     broker: () => state.broker,
     head: () => state.head,
     extractor: { id: 'mobilenet_v2_140', fingerprint: 'ab'.repeat(32) },
-    backend: { name: 'wasm', simd: true, threads: 3 },
+    backend: () => ({ name: 'wasm', simd: true, threads: 3 }),
     problems: () => state.problems,
     cpuTemperatureC: () => 51.5,
     rssBytes: () => 123456789,

@@ -1,0 +1,123 @@
+/**
+ * bench/worker.ts's "ort" path: the configuration's process runs onnxruntime-web on our weights (ort-extractor.ts),
+ * with the same frames, the same preprocessing (the agent's preprocessFrame on the TF.js WASM backend, 1 thread) and
+ * the same head as the other paths, speaking the same messages (worker.ts describes them).
+ *
+ * Its own loop because ORT's session.run is asynchronous while the TF.js paths' frame is synchronous; the stages are
+ * cut as extractFeatures cuts them (extract = input tensor -> features read back, input read out of TF.js included).
+ * Cold start excludes the ONNX export (a one-off conversion a user of ORT would do ahead of time).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../agent/backend/wasm';
+import { DenseHead } from '../../agent/inference/dense-head';
+import { preprocessFrame } from '../../agent/inference/features';
+import { DEMO_HEAD_PATH, readHeadFile } from '../../protocol/head/files';
+import type { FromWorker, Samples, ToWorker, WorkerArgs } from '../worker';
+import { WARMUP_BLOCK, WARMUP_MAX, WARMUP_STEADY } from '../warmup';
+import { FEATURE_OPTIONS } from './check';
+import { loadOrtExtractor, ORT_LABEL } from './ort-extractor';
+
+export interface WorkerHelpers {
+  sampleFrames: () => Uint8Array[];
+  /** A 640x480 JPEG made from a frame (needs the TF.js backend). */
+  vgaJpeg: (src: Uint8Array) => Uint8Array;
+  send: (m: FromWorker) => void;
+}
+
+export async function main(a: WorkerArgs, { sampleFrames, vgaJpeg, send }: WorkerHelpers): Promise<void> {
+  // TF.js on one thread: it only preprocesses here, and a second thread pool would compete with ORT's.
+  if (a.threads === 'auto') throw new Error('the ort path takes a thread count, not auto');
+  await initBackend({ backend: 'wasm', threads: 1 });
+  const peer = await loadOrtExtractor(a.extractor, a.threads);
+  const dim = peer.info.featureDim;
+  const demo = readHeadFile(DEMO_HEAD_PATH(), 1 << 24);
+  const head = DenseHead.fromFile({ ...demo, manifest: { ...demo.manifest, featureDim: dim }, kernel: new Float32Array(dim * demo.manifest.classes.length), bias: demo.bias });
+  const frames = sampleFrames();
+  const vga = vgaJpeg(frames[0]!);
+  let next = 0;
+
+  const frame = async (samples?: Samples) => {
+    const t0 = performance.now();
+    const { input, timings } = preprocessFrame(peer.info, frames[next++ % frames.length]!, FEATURE_OPTIONS);
+    const t1 = performance.now();
+    let features: Float32Array;
+    try {
+      features = await peer.extract(input);
+    } finally {
+      input.dispose();
+    }
+    const t2 = performance.now();
+    const f = tf.tensor2d(features, [1, features.length]);
+    head.predict(f, 3);
+    f.dispose();
+    const t3 = performance.now();
+    if (!samples) return;
+    samples.decode.push(timings.decode);
+    samples.resize.push(timings.resize);
+    samples.extract.push(t2 - t1);
+    samples.head.push(t3 - t2);
+    samples.total.push(t3 - t0);
+  };
+  const preprocess640 = () => {
+    const t0 = performance.now();
+    const { input } = preprocessFrame(peer.info, vga, FEATURE_OPTIONS);
+    input.dataSync();
+    input.dispose();
+    return performance.now() - t0;
+  };
+
+  await frame();
+  const coldStartMs = performance.now() - peer.onnx.exportMs;
+  for (let i = 1; i < a.warmup; i++) await frame();
+  const warm = await warmUntilSteady(async () => {
+    const s: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
+    await frame(s);
+    return s.extract[0]!;
+  });
+  preprocess640();
+  const tensors = tf.memory().numTensors;
+  const threadsNote = peer.threads === a.threads ? null : `onnxruntime-web fell back to ${peer.threads} thread(s)`;
+  send({ type: 'ready', threads: peer.threads, threadsNote, simd: peer.simd, coldStartMs, featureDim: dim, executor: ORT_LABEL, warmupFrames: a.warmup + warm.frames, warmupBlockMedians: warm.blockMedians });
+
+  // One message at a time: run.ts waits for each reply before it sends the next.
+  process.on('message', (m: ToWorker) => {
+    void (async () => {
+      if (m.type === 'turn') {
+        const samples: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
+        await frame(); // untimed: ORT's threads were asleep while the other configurations ran
+        for (let i = 0; i < m.frames; i++) await frame(samples);
+        for (let i = 0; i < 3; i++) samples.pre640.push(preprocess640());
+        send({ type: 'turn', samples });
+      } else {
+        const usage = process.resourceUsage();
+        const result: FromWorker = {
+          type: 'done',
+          rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+          peakRssMB: Math.round(usage.maxRSS / 1024),
+          tensorsGrowth: tf.memory().numTensors - tensors,
+          cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
+          threadsStatus: null, // a fixed ORT thread count: nothing adapts
+        };
+        head.dispose();
+        await peer.dispose();
+        process.send!(result, () => process.exit(0));
+      }
+    })().catch((e) => send({ type: 'error', message: (e as Error).stack ?? String(e) }));
+  });
+}
+
+/** bench/warmup.ts's warmUntilSteady (same blocks, same rule) for a frame that is a promise. */
+async function warmUntilSteady(frameMs: () => Promise<number>): Promise<{ frames: number; blockMedians: number[] }> {
+  const medians: number[] = [];
+  let frames = 0;
+  while (frames < WARMUP_MAX) {
+    const xs: number[] = [];
+    for (let i = 0; i < WARMUP_BLOCK; i++) xs.push(await frameMs());
+    frames += WARMUP_BLOCK;
+    xs.sort((x, y) => x - y);
+    medians.push(Math.round(xs[xs.length >> 1]! * 100) / 100);
+    const [prev, last] = medians.slice(-2);
+    if (prev !== undefined && Math.abs(last! - prev) <= WARMUP_STEADY * prev) break;
+  }
+  return { frames, blockMedians: medians };
+}
