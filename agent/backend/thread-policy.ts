@@ -8,8 +8,8 @@
  * whichever was faster by more than a margin (hysteresis: equal speeds never flip it). It probes again
  *   - after an interval that doubles each time a probe confirms the current choice (a steady machine is probed
  *     rarely) and starts short again after a switch;
- *   - at once when the current count's latency moved by a factor (contention began or ended), or when the CPU other
- *     processes use changed by half a core or more since the last decision.
+ *   - early when the pool's latency rose, or 1 thread's fell, by a factor (contention began or ended), or when the CPU
+ *     other processes use changed by half a core or more since the last decision.
  * A probe costs a few frames at the other count: at worst those frames run at the slower speed.
  */
 
@@ -25,7 +25,7 @@ export interface ThreadPolicyOptions {
   /** Frames between probes: starts at min, doubles when a probe confirms the choice, at most max. */
   reprobeMinFrames: number;
   reprobeMaxFrames: number;
-  /** Probe early when the current median moved by this factor since the last decision (either way). */
+  /** Probe early when the pool's median rose, or 1 thread's fell, by this factor since the last decision. */
   shiftFactor: number;
   /** Probe early when other processes' CPU use moved by this many cores since the last decision. */
   loadShiftCores: number;
@@ -148,10 +148,12 @@ export class ThreadPolicy {
       return 'load';
     }
     if (since < this.interval / 4) return undefined;
-    // A latency shift needs a full window of the current count since the last decision.
+    // A latency shift needs a full window of the current count since the last decision, and only a shift that the
+    // other count could answer: the pool slowing down (contention began), or 1 thread speeding up (it ended). The
+    // pool speeding up or 1 thread slowing down (yet more load) are no reason to try the other.
     if (this.baseline !== undefined && this.recent.length >= this.o.window) {
       const m = median(this.recent);
-      if (m > this.baseline * this.o.shiftFactor || m * this.o.shiftFactor < this.baseline) return 'latency';
+      if (this.current === this.high ? m > this.baseline * this.o.shiftFactor : m * this.o.shiftFactor < this.baseline) return 'latency';
     }
     return undefined;
   }

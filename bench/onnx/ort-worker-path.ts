@@ -13,7 +13,7 @@ import { DenseHead } from '../../agent/inference/dense-head';
 import { preprocessFrame } from '../../agent/inference/features';
 import { DEMO_HEAD_PATH, readHeadFile } from '../../protocol/head/files';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from '../worker';
-import { WARMUP_BLOCK, WARMUP_MAX, WARMUP_STEADY } from '../warmup';
+import { warmUntilSteady } from '../warmup';
 import { FEATURE_OPTIONS } from './check';
 import { loadOrtExtractor, ORT_LABEL } from './ort-extractor';
 
@@ -104,20 +104,4 @@ export async function main(a: WorkerArgs, { sampleFrames, vgaJpeg, send }: Worke
       }
     })().catch((e) => send({ type: 'error', message: (e as Error).stack ?? String(e) }));
   });
-}
-
-/** bench/warmup.ts's warmUntilSteady (same blocks, same rule) for a frame that is a promise. */
-async function warmUntilSteady(frameMs: () => Promise<number>): Promise<{ frames: number; blockMedians: number[] }> {
-  const medians: number[] = [];
-  let frames = 0;
-  while (frames < WARMUP_MAX) {
-    const xs: number[] = [];
-    for (let i = 0; i < WARMUP_BLOCK; i++) xs.push(await frameMs());
-    frames += WARMUP_BLOCK;
-    xs.sort((x, y) => x - y);
-    medians.push(Math.round(xs[xs.length >> 1]! * 100) / 100);
-    const [prev, last] = medians.slice(-2);
-    if (prev !== undefined && Math.abs(last! - prev) <= WARMUP_STEADY * prev) break;
-  }
-  return { frames, blockMedians: medians };
 }

@@ -50,6 +50,7 @@ describe(`pin: tfjs ${PINNED} (the WASM threads mechanism was written against it
     pin(GLUE_WORKER, w, 'importScripts:function(f){(0,eval)(fs.readFileSync(f,"utf8")', 'the worker polyfills importScripts(file) as eval(readFileSync(file))');
     pin(GLUE_WORKER, w, 'var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl)', "on 'load' the worker turns the main-script Blob into an object URL and importScripts() it (the bootstrap answers with the file)");
     pin(GLUE_WORKER, w, `${GLUE_FACTORY}(Module)`, `the worker source calls ${GLUE_FACTORY}(Module)`);
+    pin(GLUE_WORKER, w, 'var instance=new WebAssembly.Instance(Module["wasmModule"],info)', "on 'load' the module is instantiated synchronously, so a 'run' queued right behind the 'load' finds it (LazyWorker)");
   });
 
   test('the worker glue can instantiate the shipped threaded binary (same Emscripten build as the main-thread glue)', () => {
@@ -77,7 +78,7 @@ describe(`pin: tfjs ${PINNED} (the WASM threads mechanism was written against it
     pin(file, js, 'nodeWorkerThreads = require("worker_threads");', 'the glue takes Worker from require("worker_threads") (the tracking subclass is installed there)');
     pin(file, js, 'commonjsGlobal.Worker = nodeWorkerThreads.Worker;', 'the glue publishes worker_threads.Worker as the global Worker');
     pin(file, js, 'var pthreadMainJs = locateFile("tfjs-backend-wasm-threaded-simd.worker.js"); worker = new Worker(pthreadMainJs);', 'each pool worker is new Worker(locateFile(worker.js)) (the bootstrap URL object is passed through)');
-    pin(file, js, `var pthreadPoolSize = ${TFJS_MAX_THREADS};`, `Emscripten pre-spawns ${TFJS_MAX_THREADS} workers (settleWorkers terminates the idle ones)`);
+    pin(file, js, `var pthreadPoolSize = ${TFJS_MAX_THREADS};`, `Emscripten pre-spawns ${TFJS_MAX_THREADS} workers (LazyWorker starts only the pool's; settleWorkers drops the idle ones)`);
     pin(file, js, /runningWorkers: \[\]|PThread\.runningWorkers/, 'PThread.runningWorkers lists the workers running pthreads (settleWorkers unrefs them)');
     pin(file, js, 'PThread.unusedWorkers', 'PThread.unusedWorkers lists the idle pool (settleWorkers terminates them)');
     pin(file, js, 'Module["PThread"] = PThread;', 'the module exposes PThread (read through tf.backend().wasm)');
@@ -86,5 +87,9 @@ describe(`pin: tfjs ${PINNED} (the WASM threads mechanism was written against it
     pin(file, js, "var require$$4 = require('os');", 'the os module the glue reads cpus() from is require("os") (the object the shim patches)');
     pin(file, js, "getThreadsCount: module.cwrap('get_threads_count', 'number', [])", 'the module exposes tfjs.getThreadsCount() (BackendInfo.threads reads it)');
     pin(file, js, /_this\.wasm\.tfjs\.initWithThreadsCount\(threadsCount\);/, 'the backend creates its XNNPACK pool with setThreadsCount()\'s count at construction');
+    pin(file, js, 'PThread.unusedWorkers.push(worker); }', 'workers join the idle pool in creation order (the last threads - 1 are started at once: LazyWorker)');
+    pin(file, js, 'return PThread.unusedWorkers.pop(); }', 'a pthread gets the last idle worker (LazyWorker starts those eagerly)');
+    pin(file, js, /cmd === "loaded"\) \{\s*worker\.loaded = true;/, "a worker is ready when it answers 'loaded' (LazyWorker answers for the idle ones)");
+    pin(file, js, "initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number'])", 'the module exposes init_with_threads_count (pool-switch.ts makes the 1-thread pool with it)');
   });
 });
