@@ -20,6 +20,7 @@ import { DEMO_HEAD_PATH, readHeadFile } from '../protocol/head/files';
 import { extractFeatures, type FeatureOptions, preprocessFrame } from '../agent/inference/features';
 import { resourcePath } from '../base/paths';
 import { warmUntilSteady } from './warmup';
+import { doneMessage, runTurn } from './worker-common';
 
 export interface WorkerArgs {
   extractor: string;
@@ -122,24 +123,12 @@ async function main(): Promise<void> {
   const executor = ex ? `${ex.kind}${ex.retention ? ` (${ex.retention})` : ''}` : 'unknown';
   send({ type: 'ready', threads: backend.threads, threadsNote: backend.threadsNote ?? null, simd: backend.simd, coldStartMs, featureDim: dim, executor, warmupFrames: a.warmup + warm.frames, warmupBlockMedians: warm.blockMedians });
 
-  process.on('message', (m: ToWorker) => {
+  process.on('message', async (m: ToWorker) => {
     try {
       if (m.type === 'turn') {
-        const samples: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
-        frame(); // untimed: the pool's threads were asleep while the other configurations ran
-        for (let i = 0; i < m.frames; i++) frame(samples);
-        for (let i = 0; i < 3; i++) samples.pre640.push(preprocess640());
-        send({ type: 'turn', samples });
+        send({ type: 'turn', samples: await runTurn(m.frames, frame, preprocess640) });
       } else {
-        const usage = process.resourceUsage();
-        const result: FromWorker = {
-          type: 'done',
-          rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
-          peakRssMB: Math.round(usage.maxRSS / 1024),
-          tensorsGrowth: tf.memory().numTensors - tensors,
-          cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
-          threadsStatus: threadsStatus() ?? null,
-        };
+        const result = doneMessage(tensors, threadsStatus() ?? null);
         head.dispose();
         extractor.dispose();
         process.send!(result, () => process.exit(0));

@@ -14,6 +14,7 @@ import { preprocessFrame } from '../../agent/inference/features';
 import { DEMO_HEAD_PATH, readHeadFile } from '../../protocol/head/files';
 import type { FromWorker, Samples, ToWorker, WorkerArgs } from '../worker';
 import { warmUntilSteady } from '../warmup';
+import { doneMessage, runTurn } from '../worker-common';
 import { FEATURE_OPTIONS } from './check';
 import { loadOrtExtractor, ORT_LABEL } from './ort-extractor';
 
@@ -83,21 +84,9 @@ export async function main(a: WorkerArgs, { sampleFrames, vgaJpeg, send }: Worke
   process.on('message', (m: ToWorker) => {
     void (async () => {
       if (m.type === 'turn') {
-        const samples: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
-        await frame(); // untimed: ORT's threads were asleep while the other configurations ran
-        for (let i = 0; i < m.frames; i++) await frame(samples);
-        for (let i = 0; i < 3; i++) samples.pre640.push(preprocess640());
-        send({ type: 'turn', samples });
+        send({ type: 'turn', samples: await runTurn(m.frames, frame, preprocess640) });
       } else {
-        const usage = process.resourceUsage();
-        const result: FromWorker = {
-          type: 'done',
-          rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
-          peakRssMB: Math.round(usage.maxRSS / 1024),
-          tensorsGrowth: tf.memory().numTensors - tensors,
-          cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
-          threadsStatus: null, // a fixed ORT thread count: nothing adapts
-        };
+        const result = doneMessage(tensors, null /* a fixed ORT thread count: nothing adapts */);
         head.dispose();
         await peer.dispose();
         process.send!(result, () => process.exit(0));
