@@ -68,7 +68,7 @@ describe('payload size limits on subscribed topics', { skip }, () => {
     // 50 MB on head/set: refused unread (head.maxBytes is 16 MiB), the active head untouched
     const n = agent.stderr.length + agent.stdout.length;
     await sub.client.publishAsync(`edgehead/${dev}/head/set`, Buffer.alloc(HUGE, 7), { qos: 1 });
-    await sub.waitFor('the refusal logged', () => /head payload refused unread/.test((agent.stderr + agent.stdout).slice(n - 1000)), 60_000);
+    await sub.waitFor('the refusal logged', () => /head payload refused unread/.test((agent.stderr + agent.stdout).slice(Math.max(0, n - 1000))), 60_000);
     const after = await command(JSON.stringify({ id: 'after-head', cmd: 'status' }));
     assert.equal(after.reply.ok, true);
     assert.ok(agent.running);
