@@ -62,6 +62,9 @@ import { FrameStats } from './telemetry/stats';
 
 const log = createLogger('agent');
 
+/** The deferred warm-up frame runs only when the first scheduled frame is further away than this (ms). */
+const WARM_UP_LEAD_MS = 1000;
+
 export interface AgentDeps {
   /** Fully defaulted and validated (config/load.ts). device.id must be set. */
   config: Config;
@@ -225,6 +228,7 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
       cron: cfg.schedule.cron,
       activeWindow: cfg.schedule.activeWindow,
       jitterMs: cfg.schedule.jitterMs,
+      runAtStart: true, // interval schedules: the first prediction comes right after start, not one interval later
       onTick: () => frames.tick(),
     });
 
@@ -339,7 +343,10 @@ export async function createAgent(deps: AgentDeps): Promise<Agent> {
         broker.start();
         await frames.startSource();
         scheduler.start();
-        setImmediate(() => extractor.warmUp?.()); // skipped at load on a weight cache hit: now, while the first tick is due
+        // The warm-up frame skipped at load on a weight cache hit: now, while a later first tick is due (cron, window,
+        // jitter). A tick due at once does the same one-time work itself, without the extra zero frame.
+        const firstTickAt = scheduler.nextRunAt;
+        if (firstTickAt === undefined || firstTickAt - clock.now() > WARM_UP_LEAD_MS) setImmediate(() => extractor.warmUp?.());
         snapshots.start();
         health?.start(); // READY now, or after the first frame
         const head = classifier.head.manifest;

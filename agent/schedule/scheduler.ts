@@ -1,6 +1,7 @@
 /**
  * Scheduler: calls onTick on a fixed interval or a cron expression, on the injected Clock.
- *  - Interval ticks sit on a grid (start + k * intervalMs): run duration and jitter never make them drift.
+ *  - Interval ticks sit on a grid (start + k * intervalMs): run duration and jitter never make them drift. With
+ *    runAtStart the grid starts at k = 0 (a frame right away: nobody waits an interval for the first prediction).
  *  - Cron: croner only computes the next run time (local time); the Clock does the waiting, so tests use ManualClock.
  *  - Runs never overlap: a tick while onTick is in flight is skipped and counted (stats.skipped).
  *  - activeWindow: ticks outside it are not run (stats.outsideWindow). Manual triggers ignore the window.
@@ -30,6 +31,8 @@ export interface SchedulerOptions {
   /** "HH:MM-HH:MM" local time. */
   activeWindow?: string;
   jitterMs: number;
+  /** Interval schedules: the first tick is due at start() (jitter and activeWindow still apply). Cron keeps its times. */
+  runAtStart?: boolean;
   random?: () => number;
   onTick: (reason: 'schedule' | 'manual') => Promise<void>;
 }
@@ -51,6 +54,7 @@ export class Scheduler {
   private readonly random: () => number;
   private readonly onTick: SchedulerOptions['onTick'];
   private readonly window?: ActiveWindow;
+  private readonly runAtStart: boolean;
   /** The first scheduled time strictly after `after`, or null if there is none. */
   private readonly nextAfter: (after: number) => number | null;
   private readonly counts: SchedulerStats = { ticks: 0, skipped: 0, outsideWindow: 0, paused: 0 };
@@ -92,6 +96,7 @@ export class Scheduler {
       }
       this.nextAfter = (after) => this.anchor + (Math.floor((after - this.anchor) / interval) + 1) * interval;
     }
+    this.runAtStart = opts.runAtStart === true && opts.cron === undefined;
   }
 
   get stats(): SchedulerStats {
@@ -135,7 +140,7 @@ export class Scheduler {
     if (this.state === 'stopped') throw new Error('Scheduler: start() after stop()');
     this.state = 'started';
     this.anchor = this.clock.now();
-    this.plan(this.nextAfter(this.anchor));
+    this.plan(this.runAtStart ? this.anchor : this.nextAfter(this.anchor));
   }
 
   /** Cancels the timer and resolves once the run in flight (if any) has finished. */

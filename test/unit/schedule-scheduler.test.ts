@@ -67,6 +67,34 @@ test('interval: runs that take time do not make the schedule drift', async () =>
   await stopping;
 });
 
+test('runAtStart: the first tick runs at start, the rest on the grid from there', async () => {
+  const { clock, s, times } = setup({ start: 5_000, runAtStart: true });
+  s.start();
+  assert.equal(s.nextRunAt, 5_000);
+  await advance(clock, 10_000);
+  assert.deepEqual(times(), grid(5_000, 1000, 11));
+  await s.stop();
+});
+
+test('runAtStart keeps jitter and activeWindow, and does not move cron times', async () => {
+  const jittered = setup({ start: 0, runAtStart: true, jitterMs: 400, random: () => 0.5 });
+  jittered.s.start();
+  await advance(jittered.clock, 2_000);
+  assert.deepEqual(jittered.times(), [200, 1200]);
+  await jittered.s.stop();
+  const closed = setup({ start: Date.UTC(2024, 0, 1, 21, 0), runAtStart: true, activeWindow: '06:00-20:00', intervalMs: 60_000 });
+  closed.s.start();
+  await advance(closed.clock, 1_000);
+  assert.deepEqual(closed.times(), []);
+  assert.equal(closed.s.stats.outsideWindow, 1);
+  await closed.s.stop();
+  const cron = setup({ cron: '*/10 * * * * *', start: Date.UTC(2024, 0, 1, 11, 59, 53), runAtStart: true });
+  cron.s.start();
+  await advance(cron.clock, 10_000, 500);
+  assert.deepEqual(cron.times(), [Date.UTC(2024, 0, 1, 12, 0, 0)]);
+  await cron.s.stop();
+});
+
 test('runs never overlap: ticks while a run is in flight are skipped and counted', async () => {
   const runs: ReturnType<typeof deferred>[] = [];
   const { clock, s, times } = setup({
