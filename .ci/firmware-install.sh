@@ -64,7 +64,7 @@ grep -q '^  id: "ci-fw"$' "$R/etc/edgehead/config.yaml" || fail "--device-id not
 for f in update.sh uninstall.sh provision-model.sh lib.sh; do [ -x "$R/opt/edgehead/firmware/$f" ] || [ -f "$R/opt/edgehead/firmware/$f" ] || fail "firmware/$f not installed"; done
 UNIT=$R/etc/systemd/system/edgehead.service
 for d in Restart=always StartLimitIntervalSec= StartLimitBurst= User=edgehead Group=edgehead SupplementaryGroups=video \
-  NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes ReadWritePaths=/var/lib/edgehead \
+  NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes ReadWritePaths=/var/lib/edgehead CacheDirectory=edgehead \
   DevicePolicy=closed "DeviceAllow=char-video4linux rw" MemoryMax= StandardOutput=journal \
   Environment=EDGEHEAD_LOG_FORMAT=json "ExecStart=$(command -v node) --max-semi-space-size=1 /opt/edgehead/current/edgehead.cjs run --config /etc/edgehead/config.yaml" \
   KillSignal=SIGTERM TimeoutStopSec=10 WorkingDirectory=/var/lib/edgehead; do
@@ -143,14 +143,16 @@ ok "a camera sensor's sub-device in sysfs gets the drop-in; a lens driver's does
 
 # uninstall.sh removes it (no --purge needed), and keeps other drop-ins.
 printf '[Service]\nMemoryMax=600M\n' >"$SENSOR/etc/systemd/system/edgehead.service.d/override.conf"
+mkdir -p "$SENSOR/var/cache/edgehead" && echo x >"$SENSOR/var/cache/edgehead/edgehead-0-0.v8cache" # what the service's loader writes
 bash "$FW/uninstall.sh" --root "$SENSOR" >"$WORK/u1.txt" 2>&1 || { cat "$WORK/u1.txt"; fail "uninstall.sh (sensor root) failed"; }
 expect_in "$WORK/u1.txt" "remove the camera drop-in"
+[ ! -e "$SENSOR/var/cache/edgehead" ] || fail "uninstall.sh left the code cache /var/cache/edgehead"
 [ ! -e "$SENSOR/etc/systemd/system/edgehead.service.d/camera.conf" ] || fail "uninstall.sh left the camera drop-in"
 [ -f "$SENSOR/etc/systemd/system/edgehead.service.d/override.conf" ] || fail "uninstall.sh removed a local drop-in without --purge"
 cp -a "$CAM" "$WORK/root-camera-copy"
 bash "$FW/uninstall.sh" --root "$WORK/root-camera-copy" >"$WORK/u2.txt" 2>&1 || { cat "$WORK/u2.txt"; fail "uninstall.sh (camera root) failed"; }
 [ ! -e "$WORK/root-camera-copy/etc/systemd/system/edgehead.service.d" ] || fail "uninstall.sh left the empty edgehead.service.d"
-ok "uninstall.sh removes the camera drop-in (and the folder when it is empty); other drop-ins stay until --purge"
+ok "uninstall.sh removes the camera drop-in (and the folder when it is empty) and the code cache; other drop-ins stay until --purge"
 
 # ------------------------------------------------------------------------------------------------ systemd-analyze
 step "systemd-analyze verify the generated unit"

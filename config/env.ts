@@ -28,6 +28,7 @@ export const NON_CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   EDGEHEAD_CONFIG: 'Path of the config file when none is given on the command line.',
   EDGEHEAD_HOME: 'Folder holding the bundled resources (models, sample frames, demo head).',
   EDGEHEAD_WASM_DIR: 'Folder holding the tfjs-backend-wasm*.wasm binaries.',
+  EDGEHEAD_CODE_CACHE: 'The bundle: folder of its V8 code cache, or "off" (default: $CACHE_DIRECTORY, else ~/.cache/edgehead/code).',
   EDGEHEAD_LOG_LEVEL: 'Log level of every command, read at start-up (also overrides log.level).',
   EDGEHEAD_LOG_FORMAT: 'Log format of every command, read at start-up (also overrides log.format).',
   EDGEHEAD_PUSH_PASSWORD: '`edgehead head push`: the broker password (instead of --password, which other users can see in ps).',

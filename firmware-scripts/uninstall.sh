@@ -11,8 +11,8 @@ usage() {
   cat <<'EOF'
 Usage: uninstall.sh [--purge] [--root DIR] [--dry-run]
 
-Stops and disables edgehead.service, removes the unit, /opt/edgehead (every installed version and these scripts)
-and /usr/local/bin/edgehead.
+Stops and disables edgehead.service, removes the unit, /opt/edgehead (every installed version and these scripts),
+/var/cache/edgehead (the bundle's code cache) and /usr/local/bin/edgehead.
 
 Kept unless --purge: /etc/edgehead (config, keys, TLS files), /var/lib/edgehead (offline queue, active head,
 downloaded models), drop-ins in /etc/systemd/system/edgehead.service.d (but camera.conf, which install.sh wrote, is
@@ -48,6 +48,7 @@ need_root_user
 OPT=$(rp /opt/edgehead)
 ETC=$(rp /etc/edgehead)
 STATE=$(rp /var/lib/edgehead)
+CACHE=$(rp /var/cache/edgehead)
 UNIT=$(rp /etc/systemd/system/edgehead.service)
 DROPINS=$(rp /etc/systemd/system/edgehead.service.d)
 BIN_LINK=$(rp /usr/local/bin/edgehead)
@@ -99,6 +100,7 @@ if [ -L "$BIN_LINK" ]; then
   esac
 fi
 if [ -e "$OPT" ]; then act "remove $OPT (every installed version)" rm -rf "$OPT"; fi
+if [ -e "$CACHE" ]; then act "remove $CACHE (the bundle's code cache)" rm -rf "$CACHE"; fi
 
 if [ "$PURGE" = 1 ]; then
   if [ -e "$ETC" ]; then act "remove $ETC (config, keys)" rm -rf "$ETC"; fi

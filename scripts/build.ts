@@ -1,5 +1,6 @@
 /**
- * `npm run build` -> dist/: one minified esbuild bundle (node18, CommonJS, shebang) plus the tfjs .wasm binaries,
+ * `npm run build` -> dist/: one minified esbuild bundle (edgehead.bundle.cjs: node18, CommonJS) started by
+ * edgehead.cjs (cli/loader.cjs: the shebang, V8's code cache for the bundle), plus the tfjs .wasm binaries,
  * the catalogue extractors (models/), the demo head, the sample frames and the fleet dashboard (fleet-web/: HTML,
  * one JS and one CSS bundle with uPlot). Runs with no node_modules.
  */
@@ -13,6 +14,9 @@ import { buildWebAssets, WEB_ASSETS_DIR, writeWebAssets } from '../operator/flee
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
+/** The esbuild bundle; dist/edgehead.cjs (cli/loader.cjs) runs it. */
+const BUNDLE = 'edgehead.bundle.cjs';
+const SHA_PLACEHOLDER = '@@BUNDLE_SHA256@@';
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
 
 async function main(): Promise<void> {
@@ -21,7 +25,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(dist, { recursive: true });
   const result = await build({
     entryPoints: [path.join(root, 'cli', 'entry.ts')],
-    outfile: path.join(dist, 'edgehead.cjs'),
+    outfile: path.join(dist, BUNDLE),
     bundle: true,
     platform: 'node',
     target: 'node18',
@@ -29,7 +33,6 @@ async function main(): Promise<void> {
     minify: true,
     sourcemap: false,
     legalComments: 'none',
-    banner: { js: '#!/usr/bin/env node' },
     define: { EDGEHEAD_VERSION: JSON.stringify(pkg.version) },
     // The fleet dashboard's dev-tree fallback imports esbuild lazily; the bundle reads dist/fleet-web/ instead.
     external: ['esbuild'],
@@ -42,7 +45,7 @@ async function main(): Promise<void> {
   // A warning here has meant a broken bundle (a dropped import: `--backend cpu` failed with "Backend name 'cpu' not
   // found in registry" from dist/ only), so the build fails rather than ship one.
   if (result.warnings.length > 0) throw new Error(`esbuild: ${result.warnings.length} warning(s), see above`);
-  fs.chmodSync(path.join(dist, 'edgehead.cjs'), 0o755);
+  writeLoader();
   const wasmSrc = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   fs.mkdirSync(path.join(dist, 'wasm'));
   for (const f of fs.readdirSync(wasmSrc).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmSrc, f), path.join(dist, 'wasm', f));
@@ -58,7 +61,7 @@ async function main(): Promise<void> {
   const size = (p: string): number =>
     fs.statSync(p).isDirectory() ? fs.readdirSync(p).reduce((a, f) => a + size(path.join(p, f)), 0) : fs.statSync(p).size;
   const mb = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MB`;
-  console.log(`dist/edgehead.cjs  ${mb(size(path.join(dist, 'edgehead.cjs')))}`);
+  console.log(`dist/${BUNDLE} ${mb(size(path.join(dist, BUNDLE)))} (started by dist/edgehead.cjs, ${size(path.join(dist, 'edgehead.cjs'))} bytes)`);
   const byPackage = new Map<string, number>();
   for (const [file, info] of Object.entries(result.metafile.outputs[Object.keys(result.metafile.outputs)[0]!]!.inputs)) {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file);
@@ -68,6 +71,14 @@ async function main(): Promise<void> {
   for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${k.padEnd(34)} ${mb(v)}`);
   for (const part of ['wasm', 'models', 'assets', WEB_ASSETS_DIR]) console.log(`dist/${part}/`.padEnd(19) + mb(size(path.join(dist, part))));
   writeManifest();
+}
+
+/** dist/edgehead.cjs: cli/loader.cjs behind a shebang, with the bundle's sha256 (its code cache files are named by it). */
+function writeLoader(): void {
+  const sha = createHash('sha256').update(fs.readFileSync(path.join(dist, BUNDLE))).digest('hex');
+  const loader = fs.readFileSync(path.join(root, 'cli', 'loader.cjs'), 'utf8');
+  if (!loader.includes(SHA_PLACEHOLDER)) throw new Error(`cli/loader.cjs has no ${SHA_PLACEHOLDER}`);
+  fs.writeFileSync(path.join(dist, 'edgehead.cjs'), '#!/usr/bin/env node\n' + loader.replace(SHA_PLACEHOLDER, sha), { mode: 0o755 });
 }
 
 /**

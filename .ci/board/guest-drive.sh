@@ -98,7 +98,10 @@ if [ "$PHASE" = 1 ]; then
     if (!Array.isArray(p.top) || !p.top.length) { console.error("no top labels"); process.exit(1); }
     console.log(`${p.top[0].label} ${p.top[0].score} from ${p.source}, run ${p.run}`);' >/tmp/p.txt 2>&1 ||
     fail "bad prediction: $(cat /tmp/p.txt) $(head -c 300 /tmp/p.json)"
-  ok "$(cat /tmp/p.txt)"
+  # The loader (cli/loader.cjs) wrote V8's code cache of the bundle into the unit's CacheDirectory= at the first start.
+  cache=$(find /var/cache/edgehead -name 'edgehead-*.v8cache' -user edgehead 2>/dev/null | head -n 1)
+  [ -n "$cache" ] || fail "no code cache in /var/cache/edgehead: $(ls -la /var/cache/edgehead 2>&1)"
+  ok "$(cat /tmp/p.txt); code cache $(stat -c %s "$cache") bytes"
 
   begin memory-max
   cg=/sys/fs/cgroup$(systemctl show -p ControlGroup --value edgehead)
@@ -157,11 +160,11 @@ if [ "$PHASE" = 2 ]; then
   begin uninstall
   run_logged bash /opt/edgehead/firmware/uninstall.sh || fail "uninstall.sh exited non-zero"
   left=()
-  for p in /etc/systemd/system/edgehead.service /opt/edgehead /usr/local/bin/edgehead; do [ ! -e "$p" ] || left+=("$p"); done
+  for p in /etc/systemd/system/edgehead.service /opt/edgehead /usr/local/bin/edgehead /var/cache/edgehead; do [ ! -e "$p" ] || left+=("$p"); done
   [ "${#left[@]}" = 0 ] || fail "left behind by uninstall.sh: ${left[*]}"
   systemctl is-active --quiet edgehead && fail "edgehead still active after uninstall.sh"
   [ -f /etc/edgehead/config.yaml ] || fail "uninstall.sh (no --purge) removed the config"
-  ok "unit, bundle and link gone; config and state kept"
+  ok "unit, bundle, code cache and link gone; config and state kept"
 
   begin purge
   run_logged bash "$CI/firmware-scripts/uninstall.sh" --purge || fail "uninstall.sh --purge exited non-zero"

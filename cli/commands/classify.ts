@@ -79,6 +79,7 @@ function coldStart(started: number, opened: number, r: Classification): false {
   const ms = (x: number) => round(x, 1);
   const now = performance.now();
   log.debug('cold start', {
+    codeCache: (globalThis as { __edgeheadCodeCache?: string }).__edgeheadCodeCache ?? 'none (not the bundle)', // cli/loader.cjs
     ms: {
       nodeStart: ms(performance.nodeTiming.bootstrapComplete),
       bundleLoad: ms(started - performance.nodeTiming.bootstrapComplete),

@@ -1,11 +1,13 @@
 /**
  * The board artefact: `npm run build` -> dist/, copied to an empty folder with no node_modules: classify, doctor,
  * run and the fleet server (dashboard assets prebuilt into dist/fleet-web/, no esbuild at run time) work; the JS stays within its 2.75 MB budget; dist/manifest.json lists every file with its size and sha256.
+ * The loader in front of the bundle (cli/loader.cjs) keeps V8's code cache: written on the first start, used on the
+ * next, and a damaged, foreign or unwritable cache costs only time.
  * Every backend and thread choice a user can pass classifies from the bundle as from source (the build drops
  * nothing they load: a side-effect import esbuild ignored once left `--backend cpu` working from source only).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -27,15 +29,21 @@ before(() => {
 });
 
 const bundled = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  execFileSync(process.execPath, [path.join(dir, 'edgehead.cjs'), ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.execPath, [path.join(dir, 'edgehead.cjs'), ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, EDGEHEAD_CODE_CACHE: path.join(dir, '.code-cache'), ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 
-test('the bundle is one JS file within budget, with a manifest of every file', () => {
+test('the bundle is one JS file within budget and its loader, with a manifest of every file', () => {
   assert.ok(!fs.existsSync(path.join(dir, 'node_modules')));
   const js = fs.readdirSync(dir).filter((f) => /\.(c|m)?js$/.test(f));
-  assert.deepEqual(js, ['edgehead.cjs']);
-  const size = fs.statSync(path.join(dir, 'edgehead.cjs')).size;
-  assert.ok(size <= JS_BUDGET, `edgehead.cjs is ${size} bytes > ${JS_BUDGET}`);
+  assert.deepEqual(js.sort(), ['edgehead.bundle.cjs', 'edgehead.cjs']);
+  const size = fs.statSync(path.join(dir, 'edgehead.bundle.cjs')).size + fs.statSync(path.join(dir, 'edgehead.cjs')).size;
+  assert.ok(size <= JS_BUDGET, `the JS is ${size} bytes > ${JS_BUDGET}`);
   assert.ok(fs.readFileSync(path.join(dir, 'edgehead.cjs'), 'utf8').startsWith('#!/usr/bin/env node'));
+  assert.ok(fs.statSync(path.join(dir, 'edgehead.cjs')).mode & 0o100, 'edgehead.cjs is executable');
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);
   assert.match(manifest.commit, /^[0-9a-f]{7,40}(-dirty)?$|^unknown$/);
@@ -44,7 +52,7 @@ test('the bundle is one JS file within budget, with a manifest of every file', (
     assert.equal(bytes.length, info.bytes, file);
     assert.equal(createHash('sha256').update(bytes).digest('hex'), info.sha256, file);
   }
-  for (const must of ['edgehead.cjs', 'assets/heads/demo.head', 'models/mobilenet_v2_140/model.json', 'models/mobilenet_v2_100/weights.bin']) {
+  for (const must of ['edgehead.cjs', 'edgehead.bundle.cjs', 'assets/heads/demo.head', 'models/mobilenet_v2_140/model.json', 'models/mobilenet_v2_100/weights.bin']) {
     assert.ok(manifest.files[must], `manifest lists ${must}`);
   }
   assert.ok(Object.keys(manifest.files).some((f) => f.startsWith('wasm/') && f.endsWith('.wasm')));
@@ -59,6 +67,58 @@ test('classify and doctor run from the copied folder', () => {
   assert.ok(doctor.wasmDir.startsWith(dir), `wasm from the bundle folder: ${doctor.wasmDir}`);
   assert.deepEqual(doctor.models.map((m: { installed: boolean }) => m.installed), [true, true]);
   assert.match(bundled(['--version']).trim(), /^\d+\.\d+\.\d+/);
+});
+
+/** classify of one image at debug level from the bundle: what the loader did with the code cache. */
+function codeCacheStatus(cache: string): string {
+  const r = spawnSync(process.execPath, [path.join(dir, 'edgehead.cjs'), 'classify', '--threads', '1', 'assets/samples/fish/fish1.jpg'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, EDGEHEAD_CODE_CACHE: cache, EDGEHEAD_LOG_LEVEL: 'debug' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /fish/);
+  const m = /cold start codeCache=(\S+)/.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  return m[1]!;
+}
+
+test('code cache: written on the first start, used on the next; damaged or foreign files are replaced, old bundles\' removed', () => {
+  const cache = tmpDir('code-cache-');
+  const oldBundle = path.join(cache, 'edgehead-000000000000-000000000000.v8cache');
+  fs.writeFileSync(oldBundle, 'an earlier bundle');
+  assert.equal(codeCacheStatus(cache), 'miss');
+  const files = fs.readdirSync(cache);
+  assert.equal(files.length, 1, `one file for this bundle, the old one removed: ${files.join(', ')}`);
+  const file = path.join(cache, files[0]!);
+  assert.match(files[0]!, /^edgehead-[0-9a-f]{12}-[0-9a-f]{12}\.v8cache$/);
+  assert.equal(codeCacheStatus(cache), 'hit');
+
+  const good = fs.readFileSync(file);
+  const flipped = Buffer.from(good);
+  flipped[flipped.length >> 1] ^= 0xff; // one byte of V8's data: the sha256 in front no longer matches
+  fs.writeFileSync(file, flipped);
+  assert.equal(codeCacheStatus(cache), 'corrupt');
+  const rewritten = fs.readFileSync(file);
+  assert.deepEqual(rewritten.subarray(0, 32), createHash('sha256').update(rewritten.subarray(32)).digest(), 'rewritten whole after the start');
+  assert.equal(codeCacheStatus(cache), 'hit');
+
+  fs.writeFileSync(file, good.subarray(0, 40)); // truncated
+  assert.equal(codeCacheStatus(cache), 'corrupt');
+  const foreign = Buffer.from('not V8 code cache data at all, but the right sha256 over it');
+  fs.writeFileSync(file, Buffer.concat([createHash('sha256').update(foreign).digest(), foreign]));
+  assert.equal(codeCacheStatus(cache), 'rejected');
+  assert.equal(codeCacheStatus(cache), 'hit');
+});
+
+test('code cache: "off" writes nothing, and a folder that cannot be made only costs time', () => {
+  const cache = tmpDir('code-cache-off-');
+  assert.equal(codeCacheStatus('off'), 'off');
+  const blocker = path.join(cache, 'a-file');
+  fs.writeFileSync(blocker, '');
+  assert.equal(codeCacheStatus(path.join(blocker, 'code')), 'miss');
+  assert.equal(codeCacheStatus(path.join(blocker, 'code')), 'miss');
+  assert.deepEqual(fs.readdirSync(cache), ['a-file']);
 });
 
 /** Each choice with what must have run; undefined: whatever the source runs (auto depends on the CPU count). */
