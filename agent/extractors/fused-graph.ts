@@ -94,6 +94,8 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
   } catch (e) {
     constants.dispose();
     throw e;
+  } finally {
+    constants.release(); // the steps' closures keep `constants` alive: not its decoded copy of the weights
   }
   const kept = constants.bound();
   const input = placeholders[0]!.name;
@@ -132,6 +134,11 @@ class Constants {
   /** Every constant bound (each decoded once; the weights of pruned nodes never are). */
   bound(): tf.Tensor[] {
     return [...this.byName.values()];
+  }
+
+  /** The build is over: the decoder's values and the model's bytes can go (decode-weights.ts release()). */
+  release(): void {
+    this.decoder.release();
   }
 
   dispose(): void {
