@@ -214,12 +214,20 @@ function runScript(script: string): Promise<string> {
   });
 }
 
+const serviceUnit = () => fs.readFileSync(path.join(root, 'firmware-scripts', 'edgehead.service'), 'utf8');
+
 /** The node options of the systemd unit's ExecStart (firmware-scripts/edgehead.service): the agent is measured as
  * it runs on a board. */
 function serviceNodeFlags(): string[] {
-  const unit = fs.readFileSync(path.join(root, 'firmware-scripts', 'edgehead.service'), 'utf8');
-  const exec = /^ExecStart=\S+ (.*?)\S*edgehead\.cjs/m.exec(unit);
+  const exec = /^ExecStart=\S+ (.*?)\S*edgehead\.cjs/m.exec(serviceUnit());
   return exec ? exec[1]!.split(/\s+/).filter(Boolean) : [];
+}
+
+/** The unit's Environment= settings that shape memory (e.g. MALLOC_ARENA_MAX), the agent's own EDGEHEAD_* aside. */
+function serviceEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of serviceUnit().matchAll(/^Environment=([A-Z_][A-Z0-9_]*)=(\S*)$/gm)) if (!m[1]!.startsWith('EDGEHEAD_')) env[m[1]!] = m[2]!;
+  return env;
 }
 
 /** Resident memory of the running agent (the esbuild bundle with the unit's node options, as on a board: embedded
@@ -231,6 +239,7 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
   const child = spawn(process.execPath, [...serviceNodeFlags(), bundle, 'run'], {
     env: {
       ...process.env,
+      ...serviceEnv(),
       EDGEHEAD_LOG_LEVEL: 'warn',
       EDGEHEAD_BACKEND_THREADS: String(threads),
       EDGEHEAD_SCHEDULE_INTERVAL_MS: '500',
@@ -257,12 +266,14 @@ async function agentMemory(threads: number, seconds: number): Promise<{ threads:
     fs.rmSync(state, { recursive: true, force: true });
   }
   if (rss.length < seconds) return { skipped: `the agent exited after ${rss.length} s: ${stderr.trim()}` };
-  return { threads, nodeFlags: serviceNodeFlags().join(' '), rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
+  const env = Object.entries(serviceEnv()).map(([k, v]) => `${k}=${v}`);
+  return { threads, nodeFlags: [...env, ...serviceNodeFlags()].join(' '), rssMB: { steady: Math.round(quantile(rss.slice(rss.length >> 1), 0.5)), max: Math.round(Math.max(...rss)) }, samples: rss.length };
 }
 
 const USAGE = `usage: npm run bench -- [--json FILE] [--frames N] [--turn K] [--threads N] [--sequential] [--no-agent]
        npm run bench -- fleet|motion|train [options]     (the fleet server, the motion gate, the trainer)
        npm run bench -- threads [options]                (1 vs N threads vs auto, idle and beside a busy core)
+       npm run bench -- ops [options]                    (op by op: time, share and GMAC/s of each op kind)
   --json FILE    also write the results as JSON
   --frames N     timed frames per configuration (default 60)
   --turn K       frames per turn while the configurations take turns (default 5)
@@ -290,6 +301,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'motion') return (await import('./motion')).main(process.argv.slice(3)); // the motion gate (bench/motion.ts)
   if (process.argv[2] === 'train') return (await import('./train')).main(process.argv.slice(3)); // the head trainer (bench/train.ts)
   if (process.argv[2] === 'threads') return (await import('./threads')).main(process.argv.slice(3)); // 1 vs N vs auto threads, idle and contended (bench/threads.ts)
+  if (process.argv[2] === 'ops') return (await import('./ops')).main(process.argv.slice(3)); // op by op: where a frame's time goes (bench/ops.ts)
   const { values } = parseOrExit({
     args: process.argv.slice(2),
     options: {

@@ -23,6 +23,10 @@ export interface Step {
 
 export type Retention = 'lastUse' | 'frame';
 
+/** Called after each step of an observed pass (bench/ops.ts): its index in the plan, the step, its inputs and
+ * output, and the wall time of step.run in ms (TF.js WASM kernels run synchronously). */
+export type StepObserver = (index: number, step: Step, ms: number, xs: tf.Tensor[], y: tf.Tensor) => void;
+
 /** 'frame' when the active backend is WASM with more than one thread, else 'lastUse' (see above). */
 function defaultRetention(): Retention {
   const info = backendInfo();
@@ -65,6 +69,9 @@ export interface StepExecutor {
   predict(x: tf.Tensor4D): tf.Tensor;
   /** Frees the weights the steps hold (once). */
   dispose(): void;
+  /** predict() that reports every step to `observe` (profiling): the same plan and memory policy over wrapped
+   * steps; predict() itself is unchanged. */
+  observed(observe: StepObserver): (x: tf.Tensor4D) => tf.Tensor;
 }
 
 /** predict() over planned steps, and dispose() of the weights they were planned with. */
@@ -74,6 +81,18 @@ export function stepExecutor(steps: Step[], input: string, output: string, weigh
   return {
     retention,
     predict: (x) => forward(x),
+    observed: (observe) => {
+      const timed = steps.map((s, i): Step => ({
+        ...s,
+        run: (xs) => {
+          const t0 = performance.now();
+          const y = s.run(xs);
+          observe(i, s, performance.now() - t0, xs, y);
+          return y;
+        },
+      }));
+      return stepRunner(timed, input, output, retention);
+    },
     dispose: () => {
       if (disposed) return;
       disposed = true;
