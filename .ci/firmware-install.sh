@@ -66,7 +66,7 @@ UNIT=$R/etc/systemd/system/edgehead.service
 for d in Restart=always StartLimitIntervalSec= StartLimitBurst= User=edgehead Group=edgehead SupplementaryGroups=video \
   NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes ReadWritePaths=/var/lib/edgehead CacheDirectory=edgehead \
   DevicePolicy=closed "DeviceAllow=char-video4linux rw" MemoryMax= StandardOutput=journal \
-  Environment=EDGEHEAD_LOG_FORMAT=json "ExecStart=$(command -v node) --max-semi-space-size=1 /opt/edgehead/current/edgehead.cjs run --config /etc/edgehead/config.yaml" \
+  Environment=EDGEHEAD_LOG_FORMAT=json Environment=MALLOC_ARENA_MAX=2 "ExecStart=$(command -v node) --max-semi-space-size=1 /opt/edgehead/current/edgehead.cjs run --config /etc/edgehead/config.yaml" \
   KillSignal=SIGTERM TimeoutStopSec=10 WorkingDirectory=/var/lib/edgehead; do
   grep -q "^$d" "$UNIT" || fail "unit: no $d"
 done
