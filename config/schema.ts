@@ -285,7 +285,7 @@ export const SourceSchema = section(
 
 export const ScheduleSchema = section(
   {
-    intervalMs: Type.Integer({ minimum: 50, default: 1000, description: 'Take a frame every N ms (ignored when cron is set).' }),
+    intervalMs: Type.Integer({ minimum: 50, default: 1000, description: 'Take a frame every N ms, the first right at start (ignored when cron is set).' }),
     cron: Type.Optional(Type.String({ minLength: 9, description: 'Cron expression (5 or 6 fields, local time), e.g. "*/10 * * * * *". Overrides intervalMs.' })),
     activeWindow: Type.Optional(
       Type.String({
