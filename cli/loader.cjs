@@ -9,8 +9,9 @@
  * and node flags (V8 refuses a cache made under other flags); files of other bundles are removed when a new one is
  * written. Each file is a sha256 of V8's data followed by the data: a short file, a wrong sha256 or data V8 rejects
  * is not used, and the file is written anew after the start. A cache problem only costs time: without a usable folder
- * the bundle is compiled as usual. What happened is in globalThis.__edgeheadCodeCache ('hit', 'miss', 'corrupt',
- * 'rejected' or 'off'; the CLI's debug "cold start" line shows it).
+ * the bundle is compiled as usual. The cache is code: a folder or file that another user owns or that group or others
+ * may write is not used ('unsafe'). What happened is in globalThis.__edgeheadCodeCache ('hit', 'miss', 'corrupt',
+ * 'rejected', 'unsafe' or 'off'; the CLI's debug "cold start" line shows it).
  */
 const fs = require('fs');
 const os = require('os');
@@ -33,6 +34,17 @@ function cacheFolder(env) {
   } catch {
     return undefined;
   }
+}
+
+/** Whether a cache folder or file is ours alone: owned by this user, writable by nobody else (or missing). */
+function isPrivate(p) {
+  let st;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    return true;
+  }
+  return (st.mode & 0o022) === 0 && (typeof process.getuid !== 'function' || st.uid === process.getuid());
 }
 
 const sha256 = (data) => crypto.createHash('sha256').update(data).digest();
@@ -58,7 +70,7 @@ function readCache(file) {
 /** Writes the cache (temp file + rename) and removes other bundles' files; any failure is ignored. */
 function writeCache(folder, file, data) {
   try {
-    fs.mkdirSync(folder, { recursive: true });
+    fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, Buffer.concat([sha256(data), data]));
     fs.renameSync(tmp, file);
@@ -73,8 +85,9 @@ function writeCache(folder, file, data) {
 
 function start() {
   const folder = cacheFolder(process.env);
-  const file = folder && cacheFile(folder);
-  const cached = file ? readCache(file) : { status: 'off' };
+  const safe = folder !== undefined && isPrivate(folder) && isPrivate(cacheFile(folder));
+  const file = safe ? cacheFile(folder) : undefined;
+  const cached = file ? readCache(file) : { status: folder === undefined ? 'off' : 'unsafe' };
   const script = new vm.Script(Module.wrap(fs.readFileSync(BUNDLE, 'utf8')), {
     filename: BUNDLE,
     cachedData: cached.data,

@@ -111,7 +111,7 @@ test('code cache: written on the first start, used on the next; damaged or forei
   assert.equal(codeCacheStatus(cache), 'hit');
 });
 
-test('code cache: "off" writes nothing, and a folder that cannot be made only costs time', () => {
+test('code cache: "off" writes nothing, a folder that cannot be made only costs time, one others may write is not used', () => {
   const cache = tmpDir('code-cache-off-');
   assert.equal(codeCacheStatus('off'), 'off');
   const blocker = path.join(cache, 'a-file');
@@ -119,6 +119,11 @@ test('code cache: "off" writes nothing, and a folder that cannot be made only co
   assert.equal(codeCacheStatus(path.join(blocker, 'code')), 'miss');
   assert.equal(codeCacheStatus(path.join(blocker, 'code')), 'miss');
   assert.deepEqual(fs.readdirSync(cache), ['a-file']);
+  const shared = path.join(cache, 'shared');
+  fs.mkdirSync(shared);
+  fs.chmodSync(shared, 0o777); // the cache is code: a folder others may write is not used
+  assert.equal(codeCacheStatus(shared), 'unsafe');
+  assert.deepEqual(fs.readdirSync(shared), []);
 });
 
 /** Each choice with what must have run; undefined: whatever the source runs (auto depends on the CPU count). */
