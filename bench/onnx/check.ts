@@ -4,33 +4,12 @@
  * per model, the largest absolute difference over all frames and features, and the largest feature for scale.
  * npm run bench runs it after the timed frames; a peer's timing means something only if its features match.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { initBackend } from '../../agent/backend/wasm';
 import type { Extractor } from '../../agent/extractors/extractor';
 import { loadExtractor } from '../../agent/extractors/load';
-import { type FeatureOptions, preprocessFrame } from '../../agent/inference/features';
-import { resourcePath } from '../../base/paths';
+import { preprocessFrame } from '../../agent/inference/features';
+import { FEATURE_OPTIONS, sampleFrames } from '../worker-common';
 import { loadOrtExtractor, ORT_LABEL, type OrtExtractor } from './ort-extractor';
-
-export const FEATURE_OPTIONS: FeatureOptions = { resize: 'squash', maxPixels: 40e6 };
-
-/** The bundled sample frames (assets/samples/<class>/*.jpg), in the order bench/worker.ts takes them. */
-export function sampleFrames(): Uint8Array[] {
-  const root = resourcePath('assets', 'samples');
-  return fs
-    .readdirSync(root)
-    .sort()
-    .map((c) => path.join(root, c))
-    .filter((d) => fs.statSync(d).isDirectory())
-    .flatMap((d) =>
-      fs
-        .readdirSync(d)
-        .sort()
-        .filter((f) => /\.jpe?g$/i.test(f))
-        .map((f) => new Uint8Array(fs.readFileSync(path.join(d, f)))),
-    );
-}
 
 export interface FeatureDiff {
   frames: number;

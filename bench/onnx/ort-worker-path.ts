@@ -9,30 +9,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../agent/backend/wasm';
-import { DenseHead } from '../../agent/inference/dense-head';
 import { preprocessFrame } from '../../agent/inference/features';
-import { DEMO_HEAD_PATH, readHeadFile } from '../../protocol/head/files';
-import type { FromWorker, Samples, ToWorker, WorkerArgs } from '../worker';
-import { warmUntilSteady } from '../warmup';
-import { doneMessage, runTurn } from '../worker-common';
-import { FEATURE_OPTIONS } from './check';
+import type { Samples, ToWorker, WorkerArgs } from '../worker';
+import { demoHead, doneMessage, FEATURE_OPTIONS, recordFrame, runTurn, sampleFrames, send, timePreprocess640, vgaJpeg, warmFrames } from '../worker-common';
 import { loadOrtExtractor, ORT_LABEL } from './ort-extractor';
 
-export interface WorkerHelpers {
-  sampleFrames: () => Uint8Array[];
-  /** A 640x480 JPEG made from a frame (needs the TF.js backend). */
-  vgaJpeg: (src: Uint8Array) => Uint8Array;
-  send: (m: FromWorker) => void;
-}
-
-export async function main(a: WorkerArgs, { sampleFrames, vgaJpeg, send }: WorkerHelpers): Promise<void> {
+export async function main(a: WorkerArgs): Promise<void> {
   // TF.js on one thread: it only preprocesses here, and a second thread pool would compete with ORT's.
   if (a.threads === 'auto') throw new Error('the ort path takes a thread count, not auto');
   await initBackend({ backend: 'wasm', threads: 1 });
   const peer = await loadOrtExtractor(a.extractor, a.threads);
   const dim = peer.info.featureDim;
-  const demo = readHeadFile(DEMO_HEAD_PATH(), 1 << 24);
-  const head = DenseHead.fromFile({ ...demo, manifest: { ...demo.manifest, featureDim: dim }, kernel: new Float32Array(dim * demo.manifest.classes.length), bias: demo.bias });
+  const head = demoHead(dim);
   const frames = sampleFrames();
   const vga = vgaJpeg(frames[0]!);
   let next = 0;
@@ -52,29 +40,14 @@ export async function main(a: WorkerArgs, { sampleFrames, vgaJpeg, send }: Worke
     head.predict(f, 3);
     f.dispose();
     const t3 = performance.now();
-    if (!samples) return;
-    samples.decode.push(timings.decode);
-    samples.resize.push(timings.resize);
-    samples.extract.push(t2 - t1);
-    samples.head.push(t3 - t2);
-    samples.total.push(t3 - t0);
+    if (samples) recordFrame(samples, { ...timings, extract: t2 - t1, head: t3 - t2, total: t3 - t0 });
   };
-  const preprocess640 = () => {
-    const t0 = performance.now();
-    const { input } = preprocessFrame(peer.info, vga, FEATURE_OPTIONS);
-    input.dataSync();
-    input.dispose();
-    return performance.now() - t0;
-  };
+  const preprocess640 = () => timePreprocess640(peer.info, vga);
 
   await frame();
   const coldStartMs = performance.now() - peer.onnx.exportMs;
   for (let i = 1; i < a.warmup; i++) await frame();
-  const warm = await warmUntilSteady(async () => {
-    const s: Samples = { decode: [], resize: [], extract: [], head: [], total: [], pre640: [] };
-    await frame(s);
-    return s.extract[0]!;
-  });
+  const warm = await warmFrames(frame);
   preprocess640();
   const tensors = tf.memory().numTensors;
   const threadsNote = peer.threads === a.threads ? null : `onnxruntime-web fell back to ${peer.threads} thread(s)`;

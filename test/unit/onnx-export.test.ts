@@ -13,7 +13,7 @@ import type { Extractor } from '../../agent/extractors/extractor';
 import { loadExtractor } from '../../agent/extractors/load';
 import { readModelFolder } from '../../agent/extractors/model-files';
 import { preprocessFrame } from '../../agent/inference/features';
-import { FEATURE_OPTIONS } from '../../bench/onnx/check';
+import { FEATURE_OPTIONS } from '../../bench/worker-common';
 import { exportOnnx, OnnxUnsupported, OPSET } from '../../bench/onnx/export';
 import { decodeModel, type Model } from '../../bench/onnx/onnx-schema';
 import { loadOrtExtractor, type OrtExtractor } from '../../bench/onnx/ort-extractor';
