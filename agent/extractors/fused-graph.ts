@@ -12,7 +12,7 @@
  * tfjs-converter instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type AttrValue, attrInt, attrInts, attrString, attrStrings, type GraphNode, inputNodeName } from './graph-def';
+import { type AttrValue, attrInt, attrInts, attrString, attrStrings, dependencyOrder, type GraphNode, graphOutputs, inputNodeName } from './graph-def';
 import { WeightDecoder } from './decode-weights';
 import type { ModelFolder } from './model-files';
 import { type Retention, type Step, type StepExecutor, stepExecutor } from './step-runner';
@@ -80,7 +80,7 @@ export function buildFusedGraphModel(folder: ModelFolder, opts: { outputNode?: s
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const output = opts.outputNode ?? defaultOutput(folder, nodes);
   if (!byName.has(output)) throw new GraphUnsupported(`graph has no node named ${output}`);
-  const needed = order(output, byName);
+  const needed = dependencyOrder(output, byName, (m) => new GraphUnsupported(m));
   const ops = needed.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder');
   for (const node of ops) if (!SUPPORTED.has(node.op)) throw new GraphUnsupported(`op ${node.op} (node ${node.name})`);
   const placeholders = needed.filter((n) => n.op === 'Placeholder');
@@ -151,38 +151,9 @@ function defaultOutput(folder: ModelFolder, nodes: GraphNode[]): string {
   const sig = folder.json.signature as { outputs?: Record<string, { name?: string }> } | undefined;
   const fromSignature = Object.values(sig?.outputs ?? {}).map((o) => inputNodeName(o.name ?? ''));
   if (fromSignature.length === 1 && fromSignature[0]) return fromSignature[0];
-  const read = new Set(nodes.flatMap((n) => (n.input ?? []).map(inputNodeName)));
-  const leaves = nodes.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder' && !read.has(n.name)).map((n) => n.name);
+  const leaves = graphOutputs(nodes);
   if (leaves.length !== 1) throw new GraphUnsupported(`the graph has ${leaves.length} outputs; name one (extractor.outputNode)`);
-  return leaves[0]!;
-}
-
-/** The nodes `output` depends on (itself included), each after its inputs (depth-first; no recursion, graphs can be
- * deep). Control dependencies are not followed. */
-function order(output: string, byName: Map<string, GraphNode>): GraphNode[] {
-  const out: GraphNode[] = [];
-  const state = new Map<string, 'open' | 'done'>();
-  const stack: [string, boolean][] = [[output, false]];
-  while (stack.length) {
-    const [name, expanded] = stack.pop()!;
-    const node = byName.get(name);
-    if (!node) throw new GraphUnsupported(`node ${name} is referenced but not defined`);
-    if (expanded) {
-      state.set(name, 'done');
-      out.push(node);
-      continue;
-    }
-    if (state.get(name) === 'done') continue;
-    if (state.get(name) === 'open') throw new GraphUnsupported(`cycle through ${name}`);
-    state.set(name, 'open');
-    stack.push([name, true]);
-    for (const i of node.input ?? []) {
-      if (i.startsWith('^')) continue;
-      const dep = inputNodeName(i);
-      if (state.get(dep) !== 'done') stack.push([dep, false]);
-    }
-  }
-  return out;
+  return leaves[0]!.name;
 }
 
 function plan(ordered: GraphNode[], byName: Map<string, GraphNode>, weight: (name: string) => tf.Tensor): { steps: Step[]; alias: Map<string, string> } {

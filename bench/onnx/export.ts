@@ -14,7 +14,7 @@
  * 'same' padding depends on the input size.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { attrInt, attrInts, attrString, attrStrings, type AttrValue, type GraphNode, inputNodeName } from '../../agent/extractors/graph-def';
+import { attrInt, attrInts, attrString, attrStrings, type AttrValue, dependencyOrder, type GraphNode, graphOutputs, inputNodeName } from '../../agent/extractors/graph-def';
 import { channelsLast, type KerasGraph, type KerasNode, num, pair, padding2d, paddingMode, parseKerasTopology } from '../../agent/extractors/keras-graph';
 import { activationOf, foldBatchNorm, type Pads, reluLayer, samePads } from '../../agent/extractors/keras-ops';
 import { type ModelFolder, toArtifacts } from '../../agent/extractors/model-files';
@@ -214,10 +214,9 @@ function planGraphModel(
 ): { input: string; output: string; inputShape: [number, number, number, number] } {
   const nodes = (folder.json.modelTopology as { node?: GraphNode[] }).node ?? [];
   const byName = new Map(nodes.map((n) => [n.name, n]));
-  const read = new Set(nodes.flatMap((n) => (n.input ?? []).map(inputNodeName)));
-  const leaves = nodes.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder' && !read.has(n.name));
+  const leaves = graphOutputs(nodes);
   if (leaves.length !== 1) throw new OnnxUnsupported(`the graph has ${leaves.length} outputs`);
-  const ordered = dependencyOrder(leaves[0]!.name, byName);
+  const ordered = dependencyOrder(leaves[0]!.name, byName, (m) => new OnnxUnsupported(m));
   const placeholders = ordered.filter((n) => n.op === 'Placeholder');
   if (placeholders.length !== 1) throw new OnnxUnsupported(`${placeholders.length} inputs`);
   const ph = placeholders[0]!;
@@ -322,27 +321,6 @@ function planGraphModel(
     }
   }
   return { input: ph.name, output: value.get(leaves[0]!.name)!, inputShape };
-}
-
-/** The nodes `output` depends on, each after its inputs (iterative: graphs are deep). */
-function dependencyOrder(output: string, byName: Map<string, GraphNode>): GraphNode[] {
-  const out: GraphNode[] = [];
-  const done = new Set<string>();
-  const stack: [string, boolean][] = [[output, false]];
-  while (stack.length) {
-    const [name, expanded] = stack.pop()!;
-    if (done.has(name)) continue;
-    const node = byName.get(name);
-    if (!node) throw new OnnxUnsupported(`node ${name} is referenced but not defined`);
-    if (expanded) {
-      done.add(name);
-      out.push(node);
-      continue;
-    }
-    stack.push([name, true]);
-    for (const i of node.input ?? []) if (!i.startsWith('^') && !done.has(inputNodeName(i))) stack.push([inputNodeName(i), false]);
-  }
-  return out;
 }
 
 function tfPair(v: AttrValue | undefined, what: string): [number, number] {
