@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { sha256Hex } from '../base/hash';
 import { progressBar } from '../base/progress';
+import { median } from '../base/stats';
 import { encodeHead, makeHeadFile } from '../protocol/head/format';
 import { correlationIdOf, HeadStateMessageSchema } from '../protocol/messages';
 import { STATE_MAX_BYTES } from '../protocol/patterns';
@@ -498,12 +499,7 @@ type ProbeWindow = {
   performance: { now(): number; getEntriesByType(type: string): TimingEntry[] };
 };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? null : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const spread = (xs: number[]) => (xs.length ? { median: round1(median(xs)!), max: round1(Math.max(...xs)), n: xs.length } : null);
+const spread = (xs: number[]) => (xs.length ? { median: round1(median(xs)), max: round1(Math.max(...xs)), n: xs.length } : null);
 const longTaskStats = (tasks: [number, number][], from: number, to: number) => {
   const inside = tasks.filter(([t]) => t >= from && t < to).map(([, d]) => d);
   return { count: inside.length, totalMs: Math.round(inside.reduce((a, b) => a + b, 0)), maxMs: inside.length ? Math.round(Math.max(...inside)) : 0 };
@@ -643,9 +639,9 @@ export async function measureBrowser(env: FleetBenchEnv, opts: BrowserPhaseOptio
         batches: to.updates - from.updates,
         batchesSampled: to.batches.length,
         missedBySampler: to.missed,
-        renderMs: to.batches.length ? { median: round1(median(to.batches)!), max: round1(Math.max(...to.batches)) } : null,
+        renderMs: to.batches.length ? { median: round1(median(to.batches)), max: round1(Math.max(...to.batches)) } : null,
         rowsPerBatch: sent.length ? { median: median(sent.map((b) => b.rows)), max: Math.max(...sent.map((b) => b.rows)) } : null,
-        kBPerBatch: sent.length ? Math.round(median(sent.map((b) => b.bytes))! / 1024) : null,
+        kBPerBatch: sent.length ? Math.round(median(sent.map((b) => b.bytes)) / 1024) : null,
         longTasks: longTaskStats(to.longTasks, from.t, to.t),
         serverCores: round3(serverCores),
       };

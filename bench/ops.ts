@@ -26,6 +26,7 @@ import { readModelFolder } from '../agent/extractors/model-files';
 import type { StepExecutor } from '../agent/extractors/step-runner';
 import { resourcePath } from '../base/paths';
 import { progressBar } from '../base/progress';
+import { median } from '../base/stats';
 import { cpuNoise } from './machine';
 import { WARMUP_MAX, warmUntilSteady } from './warmup';
 
@@ -39,11 +40,6 @@ const USAGE = `usage: npm run bench -- ops [--model ID]... [--frames N] [--threa
 See docs/BENCHMARKS.md.`;
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** A kernel as tf.profile() records it. */
 export type KernelCall = { name: string; inputShapes: (number[] | null)[]; outputShapes: number[][] };

@@ -13,17 +13,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
+import { median } from '../base/stats';
 import { cpuNoise } from './machine';
 import { type Config, type Result, runConfigs } from './run';
 
 type Condition = 'idle' | 'contended';
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const USAGE = `usage: npm run bench -- threads [--frames N] [--reps R] [--threads N] [--model ID]... [--json FILE]
   --frames N          timed frames per configuration and condition (default 60)

@@ -12,6 +12,7 @@
  *     other processes use changed by half a core or more since the last decision.
  * A probe costs a few frames at the other count: at worst those frames run at the slower speed.
  */
+import { median } from '../../base/stats';
 
 export interface ThreadPolicyOptions {
   /** Frames at the start before the first decision (JIT, operator set-up, memory growth). */
@@ -56,11 +57,6 @@ export interface ThreadDecision {
   atFrame: number;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 export class ThreadPolicy {
   private current: number;

@@ -1,7 +1,8 @@
 /** bench/ops.ts: the op kinds and MACs it derives from tf.profile()'s kernels, and its per-kind rows. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classify, classifySteps, type KernelCall, kindRows, median } from '../../bench/ops';
+import { classify, classifySteps, type KernelCall, kindRows } from '../../bench/ops';
+import { median } from '../../base/stats';
 
 const conv = (name: string, x: number[], filter: number[], out: number[]): KernelCall => ({ name, inputShapes: [x, filter, [out[3]!]], outputShapes: [out] });
 
